@@ -1,0 +1,1 @@
+"""Everything that builds or reaches a Calico-on-Docker lab."""

@@ -1,0 +1,212 @@
+"""Build the embedded lab: fabric, management host, nodes, etcd, one dockerd per node, image.
+
+Each node is a network + mount + UTS namespace (hostname = node name) whose eth0 sits on a
+bridge in the fabric namespace. No lab namespace gets a default route. The build process
+itself joins the management namespace for every connection it makes (etcd health, nothing
+else: docker is reached through unix sockets), so nothing is ever sent from the root
+namespace.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import json
+import os
+import secrets
+import shlex
+import time
+import urllib.error
+import urllib.request
+from typing import Callable
+
+from . import docker_api, image, netns, paths, preflight, state, teardown
+from .errors import LabError
+from .proc import Daemon, run, spawn, wait_until
+from .topology import Topology
+
+Log = Callable[[str], None]
+DOCKERD_PORT = 2376   # --cluster-advertise port (libnetwork's serf gossip rides next to it)
+
+
+def up(topology: Topology, log: Log = print) -> state.LabState:
+    """Build the lab from scratch (cleaning an earlier crash's leftovers first)."""
+    preflight.check_all()
+    try:
+        previous = state.load()
+    except LabError:
+        previous = None   # unreadable state: treat as a crash and sweep
+    if previous is not None and previous.alive_daemons():
+        raise LabError(f"a lab is already up (topology {previous.topology.name}, nodes "
+                       f"{', '.join(previous.topology.node_names)}): run `python -m lab down` first, "
+                       "or reuse it with `pytest suites/ --lab-attach`")
+    if teardown.leftovers():
+        log("cleaning up the leftovers of an earlier lab")
+        teardown.down(previous, log)
+    st = state.LabState(topology=topology, lab_id=secrets.token_hex(3))
+    try:
+        _build(st, log)
+    except BaseException:
+        log("bring-up failed: removing what was built")
+        teardown.down(st, log)
+        raise
+    return st
+
+
+def _build(st: state.LabState, log: Log) -> None:
+    topo, t0 = st.topology, time.monotonic()
+    _make_dirs(topo)
+    st.save()   # early, so a crash mid-build is found by `status`/`down`
+    _make_fabric(topo)
+    for node in topo.nodes:
+        _make_node_namespaces(topo, node.name, node.ip)
+    log(f"fabric, {len(topo.nodes)} node namespaces and {topo.management.name}: "
+        f"{time.monotonic() - t0:.1f}s")
+
+    switch = netns.NetnsSwitch()
+    switch.enter(st.mgmt_netns_file)
+    try:
+        st.daemons["etcd"] = _start_etcd(topo)
+        st.save()
+        _wait_etcd(topo)
+        log(f"etcd {topo.etcd_url} healthy (v2 API): {time.monotonic() - t0:.1f}s")
+        for node in topo.nodes:
+            st.daemons[f"dockerd@{node.name}"] = _start_dockerd(topo, node.name, node.ip)
+        st.save()
+        tar = image.build_rootfs_tar(paths.IMAGE_TAR)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(topo.nodes)) as pool:
+            list(pool.map(lambda n: _ready_node(st, n, tar), topo.node_names))
+        log(f"{len(topo.nodes)} dockerd(s) up with {image.IMAGE}: {time.monotonic() - t0:.1f}s")
+    finally:
+        switch.leave()
+    st.save()
+
+
+def _make_dirs(topo: Topology) -> None:
+    for d in (paths.RUN, paths.NS_DIR, paths.VAR, paths.ETCD_DIR):
+        os.makedirs(d, exist_ok=True)
+    # `unshare --mount=FILE` needs FILE on a private mount (feasibility G6)
+    run(["mount", "-n", "--bind", paths.NS_DIR, paths.NS_DIR])
+    run(["mount", "-n", "--make-private", paths.NS_DIR])
+    for node in topo.nodes:
+        p = paths.NodePaths(node.name)
+        for d in (p.run_dir, p.var_dir, p.data_root, p.etc_docker):
+            os.makedirs(d, exist_ok=True)
+
+
+def _ip_batch(ns: str | None, commands: list[str]) -> None:
+    argv = ["ip"] + (["-n", ns] if ns else []) + ["-batch", "-"]
+    run(argv, input="\n".join(commands) + "\n")
+
+
+def _make_fabric(topo: Topology) -> None:
+    """The fabric bridge, then one host (management + nodes) per veth on it."""
+    fabric = paths.FABRIC_NETNS
+    run(["ip", "netns", "add", fabric])
+    _ip_batch(fabric, ["link set lo up", f"link add {paths.FABRIC_BRIDGE} type bridge",
+                       f"link set {paths.FABRIC_BRIDGE} up"])
+    prefix = ipaddress.ip_network(topo.fabric.subnet).prefixlen
+    hosts = [(topo.management.name, topo.management.ip)] + [(n.name, n.ip) for n in topo.nodes]
+    for name, ip in hosts:
+        host = paths.NodePaths(name)
+        run(["ip", "netns", "add", host.netns])
+        # both ends are born inside their namespaces: nothing ever appears in the root one
+        _ip_batch(None, [f"link add eth0 netns {host.netns} type veth peer name "
+                         f"{host.fabric_veth} netns {fabric}"])
+        _ip_batch(fabric, [f"link set {host.fabric_veth} master {paths.FABRIC_BRIDGE}",
+                           f"link set {host.fabric_veth} up"])
+        _ip_batch(host.netns, ["link set lo up", f"addr add {ip}/{prefix} dev eth0",
+                               "link set eth0 up"])
+
+
+def _make_node_namespaces(topo: Topology, node: str, ip: str) -> None:
+    p = paths.NodePaths(node)
+    # forwarding before dockerd starts, or dockerd sets the FORWARD policy to DROP (G2)
+    run(netns.nsenter(["sysctl", "-qw", "net.ipv4.ip_forward=1"], net=p.netns_file))
+    for f in (p.mnt_file, p.uts_file):
+        open(f, "w").close()
+    cg, exp = f"{p.var_dir}/.mnt-cgroup", f"{p.var_dir}/.mnt-run"
+    os.makedirs(cg, exist_ok=True)
+    os.makedirs(exp, exist_ok=True)
+    q = shlex.quote
+    # A private /run per node (docker.sock, plugins, xtables.lock) with the host-visible
+    # run dir moved back over it; a fresh /sys so /sys/class/net shows this netns; own
+    # /etc/docker so each engine has its own identity. `mount -n` keeps /run/mount clean.
+    script = f"""
+hostname {q(node)}
+mount -n --rbind /sys/fs/cgroup {q(cg)}
+mount -n --bind {q(p.run_dir)} {q(exp)}
+mount -n -t sysfs sysfs /sys
+mount -n --move {q(cg)} /sys/fs/cgroup
+mount -n -t tmpfs -o mode=755 tmpfs /run
+mkdir -p {q(p.run_dir)} /run/docker/plugins /run/lock
+mount -n --move {q(exp)} {q(p.run_dir)}
+mount -n --bind {q(p.etc_docker)} /etc/docker
+"""
+    run(netns.nsenter(["unshare", f"--mount={p.mnt_file}", f"--uts={p.uts_file}",
+                       "--propagation", "private", "sh", "-ec", script], net=p.netns_file))
+
+
+def node_exec_argv(node: str, argv: list[str]) -> list[str]:
+    p = paths.NodePaths(node)
+    return netns.nsenter(argv, net=p.netns_file, mnt=p.mnt_file, uts=p.uts_file)
+
+
+def _start_etcd(topo: Topology) -> Daemon:
+    """The tutorial's etcd on its node: clients on <node ip>:2379, v2 API enabled."""
+    node = topo.node(topo.etcd.node)
+    client_url, peer_url = topo.etcd_url, "http://127.0.0.1:2380"
+    argv = ["etcd", "--name", node.name, "--data-dir", f"{paths.ETCD_DIR}/data",
+            "--enable-v2=true",
+            "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", f"{node.name}={peer_url}"]
+    return spawn("etcd", node_exec_argv(node.name, argv), f"{paths.ETCD_DIR}/etcd.log")
+
+
+def _wait_etcd(topo: Topology) -> None:
+    """Healthy, and answering the v2 keys API (which Docker's libkv and Calico use)."""
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{topo.etcd_url}/health", timeout=1) as r:
+                if json.load(r).get("health") not in ("true", True):
+                    return False
+            with urllib.request.urlopen(f"{topo.etcd_url}/v2/keys/", timeout=1) as r:
+                return r.status == 200
+        except (OSError, ValueError, urllib.error.URLError):
+            return False
+    wait_until(healthy, 30, f"etcd at {topo.etcd_url} (log: {paths.ETCD_DIR}/etcd.log)", 0.1)
+
+
+def dockerd_argv(topo: Topology, node: str, ip: str) -> list[str]:
+    """The tutorial's override.conf ExecStart, plus what running several daemons needs."""
+    p = paths.NodePaths(node)
+    return ["dockerd", "-H", "unix:///var/run/docker.sock", "-H", f"unix://{p.docker_sock}",
+            f"--cluster-store=etcd://{topo.etcd_authority}",
+            f"--cluster-advertise={ip}:{DOCKERD_PORT}",
+            "--data-root", p.data_root, "--exec-root", "/run/docker",
+            "--pidfile", "/run/docker.pid",
+            # its own cgroup parent, so teardown can find every container of the lab
+            "--cgroup-parent", f"/{p.netns}"]
+
+
+def _start_dockerd(topo: Topology, node: str, ip: str) -> Daemon:
+    return spawn(f"dockerd@{node}", node_exec_argv(node, dockerd_argv(topo, node, ip)),
+                 paths.NodePaths(node).log("dockerd"))
+
+
+def _ready_node(st: state.LabState, node: str, tar: str) -> None:
+    p, daemon = paths.NodePaths(node), st.daemons[f"dockerd@{node}"]
+
+    def answering() -> bool:
+        if not daemon.alive():
+            raise LabError(f"dockerd on {node} exited; see {p.log('dockerd')}")
+        if not os.path.exists(p.docker_sock):
+            return False
+        try:
+            with docker_api.connect(p.docker_sock, timeout=2) as c:
+                return bool(c.ping())
+        except docker_api.ERRORS:
+            return False
+    wait_until(answering, 60, f"dockerd on {node} (log: {p.log('dockerd')})", 0.1)
+    with docker_api.connect(p.docker_sock, timeout=60) as c:
+        image.import_image(c.api, tar)

@@ -1,0 +1,160 @@
+"""`python -m lab up|down|status|exec|shell`: the embedded lab from a terminal.
+
+Every user error is one line on stderr and a non-zero exit; nothing half-built stays.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from . import docker_api, netns, paths, preflight, state, teardown
+from .errors import LabError
+from .topology import list_topologies, load_topology
+from .transport import lab_hosts, tutorial_env
+
+
+def cmd_up(args) -> int:
+    preflight.require_root()
+    topo = load_topology(args.topology)
+    t0 = time.monotonic()
+    st = state_up(topo)
+    print(f"lab {st.topology.name} up in {time.monotonic() - t0:.1f}s: "
+          f"{', '.join(st.topology.node_names)}; etcd {st.topology.etcd_url}; "
+          f"`python -m lab shell {st.topology.node_names[0]}` to get a shell")
+    return 0
+
+
+def state_up(topo):
+    from . import builder   # imported late: only `up` needs it
+    return builder.up(topo, log=lambda m: print(f"  {m}", flush=True))
+
+
+def cmd_down(args) -> int:
+    preflight.require_root()
+    try:
+        st = state.load()
+    except LabError:
+        st = None   # unreadable state: the sweep finds everything anyway
+    if st is None and not teardown.leftovers():
+        print("no lab is up; nothing to do")
+        return 0
+    t0 = time.monotonic()
+    teardown.down(st, log=lambda m: print(f"  {m}", flush=True))
+    rest = teardown.leftovers()
+    if rest:
+        raise LabError("down left things behind: " + "; ".join(rest))
+    print(f"lab down in {time.monotonic() - t0:.1f}s; nothing left behind")
+    return 0
+
+
+def cmd_status(args) -> int:
+    st = state.load()
+    if st is None:
+        print("no lab is up" + (" (but leftovers exist: run `python -m lab down`)"
+                                if teardown.leftovers() else ""))
+        return 3
+    topo = st.topology
+    age = time.time() - st.created
+    print(f"lab {topo.name} (id {st.lab_id}), up {age / 60:.0f} min; etcd {topo.etcd_url} on "
+          f"{topo.etcd.node}; management host {topo.management.name} {topo.management.ip}")
+    print(f"{'PROCESS':<18} {'PID':>7}  {'STATE':<8} {'RSS':>8}")
+    for key, d in sorted(st.daemons.items()):
+        rss = d.rss_kib()
+        print(f"{key:<18} {d.pid:>7}  {'running' if d.alive() else 'DEAD':<8} "
+              f"{f'{rss // 1024} MiB' if rss else '-':>8}")
+    for line in _versions(st):
+        print(line)
+    return 0 if all(d.alive() for d in st.daemons.values()) else 1
+
+
+def _versions(st) -> list[str]:
+    lines = []
+    for node in st.topology.node_names:
+        try:
+            with docker_api.connect(paths.NodePaths(node).docker_sock, timeout=3) as c:
+                v = c.version()
+                info = c.info()
+            lines.append(f"{node}: docker {v['Version']} (API {v['ApiVersion']}), cluster store "
+                         f"{info.get('ClusterStore') or 'none'}, advertise "
+                         f"{info.get('ClusterAdvertise') or 'none'}")
+        except docker_api.ERRORS as exc:
+            lines.append(f"{node}: docker unreachable ({type(exc).__name__})")
+    import json
+    import urllib.request
+    try:
+        with netns.inside(st.mgmt_netns_file):
+            with urllib.request.urlopen(f"{st.topology.etcd_url}/version", timeout=2) as r:
+                ev = json.load(r)
+        lines.append(f"etcd {ev.get('etcdserver')} (cluster {ev.get('etcdcluster')})")
+    except (OSError, ValueError) as exc:
+        lines.append(f"etcd unreachable ({exc})")
+    lines.append(f"kernel {os.uname().release}")
+    return lines
+
+
+def _host(st, name: str):
+    hosts = lab_hosts(st.topology)
+    if name not in hosts:
+        raise LabError(f"unknown node '{name}' (this lab has: {', '.join(hosts)})")
+    return hosts[name]
+
+
+def cmd_exec(args) -> int:
+    preflight.require_root()
+    st = state.require_running()
+    host = _host(st, args.node)
+    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not argv:
+        raise LabError("nothing to run: `python -m lab exec NODE -- CMD [ARGS…]`")
+    full = host.argv(argv)
+    os.execvpe(full[0], full, {**os.environ, **host.env})
+
+
+def cmd_shell(args) -> int:
+    preflight.require_root()
+    st = state.require_running()
+    host = _host(st, args.node)
+    env = {**tutorial_env(st.topology), "TERM": os.environ.get("TERM", "xterm")}
+    rc = os.path.join(paths.RUN, f"bashrc-{args.node}")
+    with open(rc, "w") as f:
+        f.write("# what the tutorial's ~/.bashrc exports on every node\n")
+        for k in ("ETCD_AUTHORITY", "DOCKER_HOST", "PATH"):
+            f.write(f"export {k}={env[k]}\n")
+        f.write("PS1='[\\u@\\h \\W]\\$ '\n")
+    print(f"shell on {args.node} (ETCD_AUTHORITY={env['ETCD_AUTHORITY']}); exit to leave",
+          file=sys.stderr)
+    full = host.argv(["bash", "--rcfile", rc, "-i"])
+    os.execvpe(full[0], full, env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="build the embedded lab")
+    up.add_argument("--topology", default="seed",
+                    help=f"a bundled topology ({', '.join(list_topologies())}) or a YAML file")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="remove the lab and everything it left").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="nodes, processes and versions").set_defaults(func=cmd_status)
+    ex = sub.add_parser("exec", help="run a command on a node: exec NODE -- CMD")
+    ex.add_argument("node")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=cmd_exec)
+    sh = sub.add_parser("shell", help="interactive shell on a node, set up as the tutorial's")
+    sh.add_argument("node")
+    sh.set_defaults(func=cmd_shell)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LabError as exc:
+        print(f"lab {args.cmd}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lab {args.cmd}: interrupted", file=sys.stderr)
+        return 130
