@@ -189,12 +189,20 @@ def dockerd_argv(topo: Topology, node: str, ip: str) -> list[str]:
             "--cgroup-parent", f"/{p.netns}"]
 
 
-def _start_dockerd(topo: Topology, node: str, ip: str) -> Daemon:
-    return spawn(f"dockerd@{node}", node_exec_argv(node, dockerd_argv(topo, node, ip)),
-                 paths.NodePaths(node).log("dockerd"))
+def _start_dockerd(topo: Topology, node: str, ip: str, cluster_store: bool = True) -> Daemon:
+    argv = dockerd_argv(topo, node, ip)
+    if not cluster_store:
+        argv = [a for a in argv if not a.startswith(("--cluster-store=", "--cluster-advertise="))]
+    return spawn(f"dockerd@{node}", node_exec_argv(node, argv), paths.NodePaths(node).log("dockerd"))
 
 
 def _ready_node(st: state.LabState, node: str, tar: str) -> None:
+    _wait_dockerd(st, node)
+    with docker_api.connect(paths.NodePaths(node).docker_sock, timeout=60) as c:
+        image.import_image(c.api, tar)
+
+
+def _wait_dockerd(st: state.LabState, node: str) -> None:
     p, daemon = paths.NodePaths(node), st.daemons[f"dockerd@{node}"]
 
     def answering() -> bool:
@@ -208,5 +216,22 @@ def _ready_node(st: state.LabState, node: str, tar: str) -> None:
         except docker_api.ERRORS:
             return False
     wait_until(answering, 60, f"dockerd on {node} (log: {p.log('dockerd')})", 0.1)
-    with docker_api.connect(p.docker_sock, timeout=60) as c:
-        image.import_image(c.api, tar)
+
+
+# -- restarting one daemon (fault tests, and whoever needs to bring a node back) --------------
+
+def start_etcd(st: state.LabState) -> None:
+    """(Re)start etcd on its node with the same data directory, and wait until healthy."""
+    st.daemons["etcd"] = _start_etcd(st.topology)
+    st.save()
+    with netns.inside(st.mgmt_netns_file):
+        _wait_etcd(st.topology)
+
+
+def start_dockerd(st: state.LabState, node: str, cluster_store: bool = True) -> None:
+    """(Re)start one node's dockerd and wait for it; cluster_store=False plants the fault of
+    a Docker started without the tutorial's override.conf."""
+    st.daemons[f"dockerd@{node}"] = _start_dockerd(st.topology, node, st.topology.node(node).ip,
+                                                   cluster_store)
+    st.save()
+    _wait_dockerd(st, node)

@@ -1,0 +1,81 @@
+"""Helpers for the project's own tests: run the real CLI and the real suites as a user would."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lab_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m lab ARGS` from the project root, exactly as the README runs it."""
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+def one_line_error(cp: subprocess.CompletedProcess) -> str:
+    """The error a user sees: non-zero exit, a single stderr line, no traceback."""
+    err = cp.stderr.strip()
+    assert cp.returncode != 0, f"expected a failure, got exit 0; stdout: {cp.stdout}"
+    assert "Traceback" not in err and len(err.splitlines()) == 1, f"not one clear line:\n{err}"
+    return err
+
+
+@dataclass
+class SuiteRun:
+    rc: int
+    outcomes: dict[str, str]      # test id -> passed | failed | error | skipped
+    messages: dict[str, str]      # test id -> failure message
+    output: str
+
+    def failed(self) -> set[str]:
+        return {k for k, v in self.outcomes.items() if v in ("failed", "error")}
+
+
+def run_suites(tmp_path: Path, *args: str, timeout: float = 300) -> SuiteRun:
+    """`pytest suites/… ARGS` in a subprocess, results read back from its JUnit XML."""
+    xml = tmp_path / f"junit-{len(list(tmp_path.glob('junit-*.xml')))}.xml"
+    cp = subprocess.run([sys.executable, "-m", "pytest", *args, f"--junitxml={xml}", "-q",
+                         "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=timeout, stdin=subprocess.DEVNULL)
+    outcomes, messages = {}, {}
+    if xml.exists():
+        for case in ET.parse(xml).iter("testcase"):
+            test_id = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+            outcome = "passed"
+            for tag in ("failure", "error", "skipped"):
+                el = case.find(tag)
+                if el is not None:
+                    outcome = {"failure": "failed"}.get(tag, tag)
+                    messages[test_id] = el.get("message", "") + "\n" + (el.text or "")
+                    break
+            outcomes[test_id] = outcome
+    return SuiteRun(cp.returncode, outcomes, messages, cp.stdout + cp.stderr)
+
+
+def machine_snapshot() -> dict:
+    """What the lab must not leave changed: namespaces, mounts, root links, iptables, /run."""
+    def out(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+    with open("/proc/self/mountinfo") as f:
+        mounts = sorted(line.split()[4] for line in f)
+    iptables = [line for line in out("iptables-save").splitlines() if not line.startswith("#")]
+    return {
+        "netns": sorted(out("ip", "netns", "list").split()),
+        "mounts": mounts,
+        "links": sorted(link["ifname"] for link in json.loads(out("ip", "-j", "link", "show"))),
+        "iptables": [line.split(" [")[0] for line in iptables],   # drop packet counters
+        "run": sorted(os.listdir("/run")),
+        "daemons": sorted({comm for st, comm in (line.split(None, 1) for line in
+                                                  out("ps", "-eo", "stat=,comm=").splitlines())
+                           if not st.startswith("Z")}   # PID 1 reaps zombies lazily here
+                          & {"etcd", "dockerd", "containerd", "containerd-shim", "bird"}),
+    }
