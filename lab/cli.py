@@ -9,10 +9,11 @@ import os
 import sys
 import time
 
-from . import docker_api, netns, paths, preflight, state, teardown
+from . import paths, preflight, state, teardown
 from .errors import LabError
 from .topology import list_topologies, load_topology
 from .transport import lab_hosts, tutorial_env
+from .versions import lab_versions
 
 
 def cmd_up(args) -> int:
@@ -64,34 +65,9 @@ def cmd_status(args) -> int:
         rss = d.rss_kib()
         print(f"{key:<18} {d.pid:>7}  {'running' if d.alive() else 'DEAD':<8} "
               f"{f'{rss // 1024} MiB' if rss else '-':>8}")
-    for line in _versions(st):
-        print(line)
+    for component, version in lab_versions(st).items():
+        print(f"{component}: {version}")
     return 0 if all(d.alive() for d in st.daemons.values()) else 1
-
-
-def _versions(st) -> list[str]:
-    lines = []
-    for node in st.topology.node_names:
-        try:
-            with docker_api.connect(paths.NodePaths(node).docker_sock, timeout=3) as c:
-                v = c.version()
-                info = c.info()
-            lines.append(f"{node}: docker {v['Version']} (API {v['ApiVersion']}), cluster store "
-                         f"{info.get('ClusterStore') or 'none'}, advertise "
-                         f"{info.get('ClusterAdvertise') or 'none'}")
-        except docker_api.ERRORS as exc:
-            lines.append(f"{node}: docker unreachable ({type(exc).__name__})")
-    import json
-    import urllib.request
-    try:
-        with netns.inside(st.mgmt_netns_file):
-            with urllib.request.urlopen(f"{st.topology.etcd_url}/version", timeout=2) as r:
-                ev = json.load(r)
-        lines.append(f"etcd {ev.get('etcdserver')} (cluster {ev.get('etcdcluster')})")
-    except (OSError, ValueError) as exc:
-        lines.append(f"etcd unreachable ({exc})")
-    lines.append(f"kernel {os.uname().release}")
-    return lines
 
 
 def _host(st, name: str):
