@@ -61,7 +61,7 @@ def test_status_lists_every_daemon_running(running_lab):
     for key in running_lab.daemons:
         assert any(line.startswith(key) and "running" in line for line in cp.stdout.splitlines()), cp.stdout
     assert "cluster store etcd://192.168.20.1:2379" in cp.stdout
-    assert "etcd 3." in cp.stdout
+    assert "etcd: 3." in cp.stdout
 
 
 def test_shell_environment_matches_the_tutorials_bashrc(running_lab):
