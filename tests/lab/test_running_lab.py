@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
 from lab import paths, state, teardown
-from tests.helpers import lab_cli, machine_snapshot, one_line_error
+from tests.helpers import ROOT, lab_cli, machine_snapshot, one_line_error
 
 pytestmark = pytest.mark.lab
 
@@ -82,3 +83,11 @@ def test_up_while_up_refuses_and_leaves_the_lab_alone(running_lab):
     err = one_line_error(lab_cli("up"))
     assert "already up" in err and "python -m lab down" in err
     assert all(d.alive() for d in running_lab.daemons.values())
+
+
+def test_shell_is_a_node_shell_with_the_tutorials_environment(running_lab):
+    cp = subprocess.run([sys.executable, "-m", "lab", "shell", "node2"], cwd=ROOT, text=True,
+                        capture_output=True, timeout=30,
+                        input='hostname; echo "E=$ETCD_AUTHORITY"; docker info --format "D={{.Name}}"\nexit\n')
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.split() == ["node2", "E=192.168.20.1:2379", "D=node2"]
