@@ -19,12 +19,14 @@ import urllib.error
 import urllib.request
 from typing import Callable
 
-from . import docker_api, image, netns, paths, preflight, state, teardown
+from . import docker_api, image, netns, paths, preflight, provision, state, teardown
+from .calico import image as calico_image
 from .errors import LabError
 from .proc import Daemon, run, spawn, wait_until
 from .topology import Topology
 
 Log = Callable[[str], None]
+GATEWAY_STAND_IN = "169.254.1.1/32"
 DOCKERD_PORT = 2376   # --cluster-advertise port (libnetwork's serf gossip rides next to it)
 
 
@@ -75,7 +77,10 @@ def _build(st: state.LabState, log: Log) -> None:
         tar = image.build_rootfs_tar(paths.IMAGE_TAR)
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(topo.nodes)) as pool:
             list(pool.map(lambda n: _ready_node(st, n, tar), topo.node_names))
-        log(f"{len(topo.nodes)} dockerd(s) up with {image.IMAGE}: {time.monotonic() - t0:.1f}s")
+        log(f"{len(topo.nodes)} dockerd(s) up with {image.IMAGE} and the calico images: "
+            f"{time.monotonic() - t0:.1f}s")
+        st.save()
+        provision.provision(st, log)
     finally:
         switch.leave()
     st.save()
@@ -122,11 +127,14 @@ def _make_node_namespaces(topo: Topology, node: str, ip: str) -> None:
     p = paths.NodePaths(node)
     # forwarding before dockerd starts, or dockerd sets the FORWARD policy to DROP (G2)
     run(netns.nsenter(["sysctl", "-qw", "net.ipv4.ip_forward=1"], net=p.netns_file))
+    # Real hosts have a default route, which is what lets them answer the workloads' proxy
+    # ARP for 169.254.1.1; lab nodes must not have one, so this host route stands in (G1)
+    _ip_batch(p.netns, [f"route add {GATEWAY_STAND_IN} dev lo"])
     for f in (p.mnt_file, p.uts_file):
         open(f, "w").close()
     cg, exp = f"{p.var_dir}/.mnt-cgroup", f"{p.var_dir}/.mnt-run"
-    os.makedirs(cg, exist_ok=True)
-    os.makedirs(exp, exist_ok=True)
+    for d in (cg, exp, p.var_log):
+        os.makedirs(d, exist_ok=True)
     q = shlex.quote
     # A private /run per node (docker.sock, plugins, xtables.lock) with the host-visible
     # run dir moved back over it; a fresh /sys so /sys/class/net shows this netns; own
@@ -141,6 +149,7 @@ mount -n -t tmpfs -o mode=755 tmpfs /run
 mkdir -p {q(p.run_dir)} /run/docker/plugins /run/lock
 mount -n --move {q(exp)} {q(p.run_dir)}
 mount -n --bind {q(p.etc_docker)} /etc/docker
+mount -n --bind {q(p.var_log)} /var/log
 """
     run(netns.nsenter(["unshare", f"--mount={p.mnt_file}", f"--uts={p.uts_file}",
                        "--propagation", "private", "sh", "-ec", script], net=p.netns_file))
@@ -200,6 +209,7 @@ def _ready_node(st: state.LabState, node: str, tar: str) -> None:
     _wait_dockerd(st, node)
     with docker_api.connect(paths.NodePaths(node).docker_sock, timeout=60) as c:
         image.import_image(c.api, tar)
+        calico_image.import_images(c.api)
 
 
 def _wait_dockerd(st: state.LabState, node: str) -> None:

@@ -70,5 +70,10 @@ class NodePaths:
         """The fabric-side end of the node's eth0 (lives only in the fabric namespace)."""
         return f"v-{self.name}"[:15]
 
+    @property
+    def var_log(self) -> str:
+        """The node's own /var/log (calicoctl node's --log-dir lives under it)."""
+        return f"{self.var_dir}/var-log"
+
     def log(self, daemon: str) -> str:
         return f"{self.var_dir}/{daemon}.log"

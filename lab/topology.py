@@ -109,9 +109,10 @@ class Network:
 
 @dataclass(frozen=True)
 class Rules:
-    # Verbatim calicoctl rule strings; a later module parses the full grammar.
-    inbound: tuple[str, ...]
-    outbound: tuple[str, ...]
+    # Verbatim calicoctl rule strings, the complete wanted list per direction (the
+    # profile's rules are made equal to it); None leaves that direction as it is.
+    inbound: tuple[str, ...] | None
+    outbound: tuple[str, ...] | None
 
 
 @dataclass(frozen=True)
@@ -643,8 +644,8 @@ def _parse_profiles(top: _Reader) -> tuple[Profile, ...]:
             loc.key("tags").fail(f"lists a tag twice: {list(tags)}")
         rules = r.section("rules", ("inbound", "outbound"))
         profiles.append(Profile(name=name, tags=tags, rules=Rules(
-            inbound=rules.get("inbound", _list_of(_rule), ()),
-            outbound=rules.get("outbound", _list_of(_rule), ()),
+            inbound=rules.get("inbound", _list_of(_rule), None),
+            outbound=rules.get("outbound", _list_of(_rule), None),
         )))
     return tuple(profiles)
 

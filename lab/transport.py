@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import os
 import subprocess
+import sys
 from typing import Mapping, Sequence
 
 from . import netns, paths
@@ -55,6 +56,7 @@ def tutorial_env(topology: Topology) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "ETCD_AUTHORITY": topology.etcd_authority,
         "DOCKER_HOST": "unix:///var/run/docker.sock",
+        "CALAB_PYTHON": sys.executable,   # what lab/bin/calicoctl runs on
     }
 
 

@@ -172,7 +172,15 @@ def test_seed_topology():
     assert (seed.bgp.mode, seed.bgp.as_num) == ("mesh", 64511)
     assert seed.etcd_url == "http://192.168.20.1:2379"
     assert seed.etcd_authority == "192.168.20.1:2379"
-    assert seed.pools == seed.networks == seed.profiles == seed.workloads == ()
+    # the tutorial's Calico objects (issue #3)
+    assert [(p.cidr, p.ipip, p.nat_outgoing) for p in seed.pools] == [
+        ("192.168.21.0/24", True, True), ("192.168.22.0/24", False, False),
+        ("192.168.23.0/24", False, False), ("192.168.24.0/24", False, False)]
+    assert [(n.name, n.subnet) for n in seed.networks] == [
+        ("web", "192.168.22.0/24"), ("mysqldb", "192.168.23.0/24"), ("app", "192.168.24.0/24"),
+        ("db-users", None)]
+    assert {p.name: p.rules.inbound for p in seed.profiles}["db-users"] == ()
+    assert {w.name: (w.node, w.ip) for w in seed.workloads}["web_container_1"] == ("node1", "192.168.22.1")
     assert load_topology(str(TOPOLOGY_DIR / "seed.yaml")) == seed
 
 

@@ -1,0 +1,76 @@
+"""The reference node's Docker images, built locally (no registry can be reached here).
+
+`calico/node:v0.22.0` and `calico/node-libnetwork:v0.9.0` carry the names calicoctl 0.22
+uses by default, so `docker ps` on a lab node reads like a 2016 host. Each image is a tiny
+root filesystem whose /bin, /sbin and /lib point into /usr; the host's /usr (python, bird,
+iptables, ipset, iproute2) and this project are bind-mounted read-only when the container
+runs (`runtime_binds`). That is the one way these containers differ from the real ones.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+
+NODE_IMAGE = "calico/node:v0.22.0"
+LIBNETWORK_IMAGE = "calico/node-libnetwork:v0.9.0"
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# what each image runs, as `python -m <module>`
+ENTRY_MODULES = {NODE_IMAGE: "lab.calico.node", LIBNETWORK_IMAGE: "lab.calico.libnetwork"}
+# capabilities that work on this VM: --privileged fails (no CAP_SYS_RESOURCE in the bounding set)
+CAP_ADD, CAP_DROP, SECURITY_OPT = ["ALL"], ["SYS_RESOURCE"], ["seccomp=unconfined"]
+# `--security-opt systempaths=unconfined`: an unmasked, writable /proc/sys, for Felix's
+# per-interface sysctls (--privileged implies it); the API spells it as empty path lists
+UNCONFINED_SYSTEM_PATHS = {"MaskedPaths": [], "ReadonlyPaths": []}
+
+
+def rootfs_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("etc", "tmp", "root", "proc", "sys", "dev", "run", "var", "var/log",
+                  "var/run", "usr"):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
+            tar.addfile(info)
+        for name in ("bin", "sbin", "lib", "lib64"):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, f"usr/{name}"
+            tar.addfile(info)
+        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+                           ("etc/group", "root:x:0:\n")):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def image_changes(image: str) -> list[str]:
+    module = ENTRY_MODULES[image]
+    return [f'CMD ["{sys.executable}", "-m", "{module}"]',
+            f"ENV PYTHONPATH={PROJECT_ROOT}",
+            "ENV PYTHONUNBUFFERED=1",
+            "ENV PYTHONDONTWRITEBYTECODE=1",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+
+
+def runtime_binds() -> dict[str, dict]:
+    """Host paths the containers need read-only: /usr, the project, the Python it runs on."""
+    paths = ["/usr", "/etc/alternatives", PROJECT_ROOT, sys.prefix, sys.base_prefix]
+    keep: list[str] = []
+    for p in sorted(set(os.path.realpath(x) for x in paths if os.path.exists(x)), key=len):
+        if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in keep):
+            keep.append(p)
+    return {p: {"bind": p, "mode": "ro"} for p in keep}
+
+
+def import_images(api) -> None:
+    """Import both images into one dockerd (docker SDK low-level client)."""
+    data = rootfs_tar()
+    for image in (NODE_IMAGE, LIBNETWORK_IMAGE):
+        repository, tag = image.rsplit(":", 1)
+        out = api.import_image_from_data(data, repository=repository, tag=tag,
+                                         changes=image_changes(image))
+        if "error" in str(out).lower():
+            raise RuntimeError(f"docker import of {image} failed: {out}")
