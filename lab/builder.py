@@ -30,8 +30,11 @@ GATEWAY_STAND_IN = "169.254.1.1/32"
 DOCKERD_PORT = 2376   # --cluster-advertise port (libnetwork's serf gossip rides next to it)
 
 
-def up(topology: Topology, log: Log = print) -> state.LabState:
-    """Build the lab from scratch (cleaning an earlier crash's leftovers first)."""
+def up(topology: Topology, log: Log = print, calico: bool = True) -> state.LabState:
+    """Build the lab from scratch (cleaning an earlier crash's leftovers first).
+
+    calico=False stops after the hosts (etcd, dockerd, images): the tutorial's own steps,
+    from `calicoctl node` on, are then the user's to type."""
     preflight.check_all()
     try:
         previous = state.load()
@@ -46,7 +49,7 @@ def up(topology: Topology, log: Log = print) -> state.LabState:
         teardown.down(previous, log)
     st = state.LabState(topology=topology, lab_id=secrets.token_hex(3))
     try:
-        _build(st, log)
+        _build(st, log, calico)
     except BaseException:
         log("bring-up failed: removing what was built")
         teardown.down(st, log)
@@ -54,7 +57,7 @@ def up(topology: Topology, log: Log = print) -> state.LabState:
     return st
 
 
-def _build(st: state.LabState, log: Log) -> None:
+def _build(st: state.LabState, log: Log, calico: bool) -> None:
     topo, t0 = st.topology, time.monotonic()
     _make_dirs(topo)
     st.save()   # early, so a crash mid-build is found by `status`/`down`
@@ -80,7 +83,8 @@ def _build(st: state.LabState, log: Log) -> None:
         log(f"{len(topo.nodes)} dockerd(s) up with {image.IMAGE} and the calico images: "
             f"{time.monotonic() - t0:.1f}s")
         st.save()
-        provision.provision(st, log)
+        if calico:
+            provision.provision(st, log)
     finally:
         switch.leave()
     st.save()

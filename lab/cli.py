@@ -20,16 +20,16 @@ def cmd_up(args) -> int:
     preflight.require_root()
     topo = load_topology(args.topology)
     t0 = time.monotonic()
-    st = state_up(topo)
+    st = state_up(topo, calico=not args.bare)
     print(f"lab {st.topology.name} up in {time.monotonic() - t0:.1f}s: "
           f"{', '.join(st.topology.node_names)}; etcd {st.topology.etcd_url}; "
           f"`python -m lab shell {st.topology.node_names[0]}` to get a shell")
     return 0
 
 
-def state_up(topo):
+def state_up(topo, calico: bool):
     from . import builder   # imported late: only `up` needs it
-    return builder.up(topo, log=lambda m: print(f"  {m}", flush=True))
+    return builder.up(topo, log=lambda m: print(f"  {m}", flush=True), calico=calico)
 
 
 def cmd_down(args) -> int:
@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="build the embedded lab")
     up.add_argument("--topology", default="seed",
                     help=f"a bundled topology ({', '.join(list_topologies())}) or a YAML file")
+    up.add_argument("--bare", action="store_true",
+                    help="hosts only (etcd, docker, images): type the tutorial's Calico steps yourself")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="remove the lab and everything it left").set_defaults(func=cmd_down)
     sub.add_parser("status", help="nodes, processes and versions").set_defaults(func=cmd_status)

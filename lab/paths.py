@@ -5,9 +5,24 @@ teardown (and crash recovery) can find all of it without trusting any state file
 """
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 
-PREFIX = "calab"
+from .errors import LabError
+
+
+def _prefix() -> str:
+    """`calab`, or $CALAB_PREFIX: a second lab beside the first (e.g. a developer's tests
+    while another lab runs) needs only a different prefix."""
+    value = os.environ.get("CALAB_PREFIX", "calab")
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", value):
+        raise LabError(f"CALAB_PREFIX={value!r}: use 1-8 lower-case letters or digits, "
+                       "starting with a letter")
+    return value
+
+
+PREFIX = _prefix()
 RUN = f"/run/{PREFIX}"            # host-visible runtime: state file, ns files, node sockets
 VAR = f"/var/lib/{PREFIX}"        # data: docker data-roots, etcd data, logs, image tarball
 NS_DIR = f"{RUN}/ns"              # persistent mount/uts namespace files (a private mount)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from lab import paths
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,22 +63,55 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 300) -> SuiteRun:
     return SuiteRun(cp.returncode, outcomes, messages, cp.stdout + cp.stderr)
 
 
+def _ours(entry: str) -> bool:
+    """False for what another lab (CALAB_PREFIX) or a cftest- fixture owns, which may come and
+    go while this test runs; everything else counts."""
+    other = re.search(r"\b(calab[a-z0-9]*)-|/run/(calab[a-z0-9]*)\b", entry)
+    if other and (other.group(1) or other.group(2)) != paths.PREFIX:
+        return False
+    return "cftest-" not in entry
+
+
+def _daemons() -> list[str]:
+    """Names of live lab-kind daemons, except those inside another lab's namespaces."""
+    foreign = set()
+    for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
+        if not _ours(name):
+            try:
+                foreign.add(os.stat(f"/run/netns/{name}").st_ino)
+            except OSError:
+                pass
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            comm, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
+            net = os.stat(f"/proc/{pid}/ns/net").st_ino
+        except (OSError, ValueError):
+            continue
+        # PID 1 reaps zombies lazily here, so a Z entry is already gone
+        if comm in LAB_DAEMONS and state != "Z" and net not in foreign:
+            found.add(comm)
+    return sorted(found)
+
+
+LAB_DAEMONS = {"etcd", "dockerd", "containerd", "containerd-shim", "bird"}
+
+
 def machine_snapshot() -> dict:
     """What the lab must not leave changed: namespaces, mounts, root links, iptables, /run."""
     def out(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
     with open("/proc/self/mountinfo") as f:
-        mounts = sorted(line.split()[4] for line in f)
+        mounts = sorted(m for m in (line.split()[4] for line in f) if _ours(m))
     iptables = [line for line in out("iptables-save").splitlines() if not line.startswith("#")]
     return {
-        "netns": sorted(out("ip", "netns", "list").split()),
+        "netns": sorted(n for n in out("ip", "netns", "list").split() if _ours(n)),
         "mounts": mounts,
         "links": sorted(link["ifname"] for link in json.loads(out("ip", "-j", "link", "show"))),
         "iptables": [line.split(" [")[0] for line in iptables],   # drop packet counters
-        "run": sorted(os.listdir("/run")),
-        "daemons": sorted({comm for st, comm in (line.split(None, 1) for line in
-                                                  out("ps", "-eo", "stat=,comm=").splitlines())
-                           if not st.startswith("Z")}   # PID 1 reaps zombies lazily here
-                          & {"etcd", "dockerd", "containerd", "containerd-shim", "bird"}),
+        "run": sorted(e for e in os.listdir("/run") if _ours(f"/run/{e}")),
+        "daemons": _daemons(),
     }

@@ -17,6 +17,8 @@ BIRD = shutil.which("bird") or "/usr/sbin/bird"
 needs_bird = pytest.mark.skipif(not os.path.exists(BIRD), reason="BIRD 1.6 is not installed")
 
 N1, N2, N3 = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+# with `passive on`, the retry timers that keep the active side from waiting 120 s (block text)
+TIMERS = "connect delay time 2; connect retry time 5; error wait time 5,30;"
 
 
 def host(name, ip, **kw):
@@ -86,7 +88,7 @@ def test_two_node_mesh(tmp_path):
     assert block(text, "template bgp bgp_template") == (
         'debug { states }; description "Connection to BGP peer"; local as 64511; multihop; '
         "gateway recursive; import all; export filter calico_pools; next hop self; "
-        f"source address {N1}; add paths on; graceful restart;")
+        f"source address {N1}; add paths on; graceful restart; {TIMERS}")
     assert bgp_protocols(text) == {"Mesh_10_0_0_2": f"neighbor {N2} as 64511;"}
     assert f"# Skipping ourselves ({N1})" in text
     assert "# No global peers configured." in text and "# No node-specific peers configured." in text
@@ -102,11 +104,11 @@ def test_collision_avoidance_only_on_the_higher_ip(tmp_path):
     low, mid = render_node_config(s, "node1", N1), render_node_config(s, "node2", N2)
     for t in (low, mid):
         bird_parse(tmp_path, t)
-    assert "passive" not in low
+    assert "passive on" not in low
     assert bgp_protocols(mid) == {"Mesh_10_0_0_1": f"neighbor {N1} as 64511; passive on;",
                                   "Mesh_10_0_0_3": f"neighbor {N3} as 64511;"}
     released = render_node_config(s, "node2", N2, passive=False)
-    assert "passive" not in released
+    assert "passive" not in released and "connect retry" not in released
     assert bgp_protocols(released)["Mesh_10_0_0_1"] == f"neighbor {N1} as 64511;"
 
 
@@ -256,10 +258,15 @@ def test_rr_as_global_peer_with_cluster_id(tmp_path):
     assert "protocol kernel" not in text and "protocol direct" not in text
     assert block(text, "template bgp bgp_template") == (
         'debug off; description "Connection to BGP peer"; multihop; import all; export all; '
-        f"source address {RR1}; graceful restart;")
+        f"source address {RR1}; graceful restart; {TIMERS}")
     assert bgp_protocols(text) == {
         f"Global_{ip.replace('.', '_')}": f"local as 64511; neighbor {ip} as 64511; rr client; "
-                                          "rr cluster id 1.0.0.1;" for ip in (N1, N2)}
+                                          "rr cluster id 1.0.0.1; passive on;" for ip in (N1, N2)}
+    released = render_rr_config(s, RR1, passive=False)
+    bird_parse(tmp_path, released)
+    assert "passive" not in released
+    assert bgp_protocols(released)["Global_10_0_0_1"] == (
+        f"local as 64511; neighbor {N1} as 64511; rr client; rr cluster id 1.0.0.1;")
 
 
 @needs_bird
@@ -269,7 +276,8 @@ def test_rr_as_node_specific_peer_without_cluster_id(tmp_path):
     text = render_rr_config(s, RR1)
     bird_parse(tmp_path, text)
     assert "# This RR is not a global peer." in text
-    assert bgp_protocols(text) == {"Node_10_0_0_2": f"local as 64511; neighbor {N2} as 64511; rr client;"}
+    assert bgp_protocols(text) == {
+        "Node_10_0_0_2": f"local as 64511; neighbor {N2} as 64511; rr client; passive on;"}
 
 
 @needs_bird
@@ -279,8 +287,9 @@ def test_two_rrs_mesh_with_each_other(tmp_path):
     one, two = render_rr_config(s, RR1), render_rr_config(s, RR2)
     bird_parse(tmp_path, one)
     bird_parse(tmp_path, two)
+    # the lower IP connects, the higher one waits (collision avoidance, as in the node mesh)
     assert bgp_protocols(one)["Mesh_10_0_0_5"] == f"local as 64511; neighbor {RR2} as 64511;"
-    assert bgp_protocols(two)["Mesh_10_0_0_4"] == f"local as 64511; neighbor {RR1} as 64511;"
+    assert bgp_protocols(two)["Mesh_10_0_0_4"] == f"local as 64511; neighbor {RR1} as 64511; passive on;"
     assert set(bgp_protocols(one)) == {"Mesh_10_0_0_5", "Global_10_0_0_1", "Global_10_0_0_2"}
     assert "rr client" not in bgp_protocols(one)["Mesh_10_0_0_5"]
 

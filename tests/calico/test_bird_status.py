@@ -99,10 +99,3 @@ def test_ipv6_names_and_unreachable_bird():
     assert status.peer_rows(status.parse_protocols(birdc), ipv6=True)[0][0] == "fd80:24e2::2"
     assert status.bgp_status_lines(4, "10.0.0.1", "64512", False, None) == [
         "IPv4 BGP status", "IP: 10.0.0.1    AS Number: 64512", "Couldn't connect to bird.", ""]
-
-
-def test_centring_matches_str_center():
-    for width in range(0, 12):
-        for n in range(0, width + 1):
-            text = "x" * n
-            assert status._centre(text, width) == text.center(width)

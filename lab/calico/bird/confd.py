@@ -8,7 +8,11 @@ previous file and BIRD keep running, as with confd. Then wait for the next datas
 (or `interval` seconds, confd's `-interval=5`) and go round again.
 
 BIRD runs in the foreground (`bird -R -s <ctl> -d -c <conf>`) as our child, in our process
-group, so whoever stops this process group stops BIRD too. If BIRD dies it is restarted on
+group, so whoever stops this process group stops BIRD too. `-R` (graceful restart recovery,
+as calico/node ran it) has a cost worth knowing: after a (re)start the kernel protocol
+exports nothing until every BGP session with graceful restart has converged, or for up to
+240 s (`graceful restart wait`) while any configured peer is unreachable.
+`recovery=False` drops `-R`. If BIRD dies it is restarted on
 the next pass; a BIRD left running on the same control socket by an earlier confd is adopted
 (reconfigured) instead of a second one being started.
 
@@ -50,13 +54,14 @@ class _BirdConfd:
     def __init__(self, datastore, conf_path: str, ctl_socket: str,
                  bird_argv_prefix: Sequence[str] = (), bird: str = BIRD, birdc_path: str = BIRDC,
                  interval: float = 5.0, log: Callable[[str], None] | None = None,
-                 bird_output=None) -> None:
+                 bird_output=None, recovery: bool = True) -> None:
         self.datastore = datastore
         self.conf_path = os.path.abspath(conf_path)
         self.ctl_socket = os.path.abspath(ctl_socket)
         self.prefix = list(bird_argv_prefix)
         self.bird, self.birdc_path = bird, birdc_path
         self.interval = interval
+        self.recovery = recovery
         self._log = log or _stderr_log
         self.bird_output = bird_output          # file object for BIRD's stderr, None = ours
         self.proc: subprocess.Popen | None = None
@@ -134,7 +139,8 @@ class _BirdConfd:
     # -- BIRD --------------------------------------------------------------------------
     @property
     def bird_argv(self) -> list[str]:
-        return [*self.prefix, self.bird, "-R", "-s", self.ctl_socket, "-d", "-c", self.conf_path]
+        return [*self.prefix, self.bird, *(["-R"] if self.recovery else []),
+                "-s", self.ctl_socket, "-d", "-c", self.conf_path]
 
     @property
     def bird_pid(self) -> int | None:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from ..table import table
+
 BGP_HEADERS = ("Peer address", "Peer type", "State", "Since", "Info")
 PEER_TYPES = (("Mesh_", "node-to-node mesh"), ("Node_", "node specific"), ("Global_", "global"))
 
@@ -74,35 +76,13 @@ def peer_rows(rows: Iterable[ProtocolRow], ipv6: bool = False) -> list[tuple[str
     return out
 
 
-def _centre(text: str, width: int) -> str:
-    """PrettyTable 0.7 `_justify(…, "c")`: equal to str.center (odd excess goes right for
-    odd-length text, left for even-length text)."""
-    excess = width - len(text)
-    left = excess // 2 + (1 if excess % 2 and len(text) % 2 == 0 else 0)
-    return " " * left + text + " " * (excess - left)
-
-
-def pretty_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A PrettyTable 0.7 default-style table: borders, header, one rule per frame, no
-    trailing newline. An empty table prints its header and two closing rules, as
-    PrettyTable does."""
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def line(values: Sequence[str]) -> str:
-        return "|" + "|".join(" " + _centre(v, w) + " " for v, w in zip(values, widths)) + "|"
-
-    return "\n".join([rule, line(headers), rule, *(line(r) for r in cells), rule])
-
-
 def bgp_table(birdc_output: str, ipv6: bool = False) -> str:
     """The peer table calicoctl printed; BIRD's raw output if it cannot be parsed."""
     try:
         rows = parse_protocols(birdc_output)
     except ValueError:
         return birdc_output.rstrip("\n")
-    return pretty_table(BGP_HEADERS, peer_rows(rows, ipv6))
+    return table(BGP_HEADERS, peer_rows(rows, ipv6))
 
 
 def bgp_status_lines(version: int, ip: str | None, as_num: str, inherited: bool,

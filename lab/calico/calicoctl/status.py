@@ -19,7 +19,7 @@ from ..bird import status as bird_status
 from .common import datastore, docker_client, fail, hostname
 
 FELIX_VERSION = "1.4.1b2"
-BIRD_CTL = "/var/run/calico/bird.ctl"
+BIRD_CTL, BIRD6_CTL = "/var/run/calico/bird.ctl", "/var/run/calico/bird6.ctl"
 
 
 def run(args) -> int:
@@ -33,29 +33,20 @@ def run(args) -> int:
     print()
     ds, host = datastore(), hostname()
     v4, v6, asn = ds.host_bgp(host)
-    as_text = asn or f"{ds.get_default_as()} (inherited)"
-    print("IPv4 BGP status")
-    if v4:
-        print(f"IP: {v4}    AS Number: {as_text}")
-        print(_bgp_table(BIRD_CTL))
-    else:
-        print("No IPv4 address configured.")
-    print()
-    print("IPv6 BGP status")
-    if v6:
-        print(f"IP: {v6}    AS Number: {as_text}")
-        print(_bgp_table("/var/run/calico/bird6.ctl"))
-    else:
-        print("No IPv6 address configured.")
+    as_num = asn or ds.get_default_as()
+    for version, ip, ctl in ((4, v4, BIRD_CTL), (6, v6, BIRD6_CTL)):
+        output = _birdc_protocols(ctl) if ip else None
+        print("\n".join(bird_status.bgp_status_lines(version, ip, as_num, not asn, output)))
     return 0
 
 
-def _bgp_table(ctl: str) -> str:
+def _birdc_protocols(ctl: str) -> str | None:
+    """`show protocols` from BIRD's control socket; None when BIRD cannot be reached."""
     try:
         cp = subprocess.run(["birdc", "-s", ctl, "show", "protocols"], capture_output=True,
                             text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return "Couldn't connect to bird."
+        return None
     if cp.returncode != 0 or "Unable to connect" in cp.stdout + cp.stderr:
-        return "Couldn't connect to bird."
-    return bird_status.bgp_table(cp.stdout, ipv6=ctl.endswith("bird6.ctl"))
+        return None
+    return cp.stdout
