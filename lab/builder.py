@@ -198,6 +198,9 @@ def dockerd_argv(topo: Topology, node: str, ip: str) -> list[str]:
             f"--cluster-advertise={ip}:{DOCKERD_PORT}",
             "--data-root", p.data_root, "--exec-root", "/run/docker",
             "--pidfile", "/run/docker.pid",
+            # the tutorial's workloads run `sh` as PID 1, which ignores SIGTERM: don't wait
+            # the default 15 s for each of them when a node's docker is stopped
+            "--shutdown-timeout", "2",
             # its own cgroup parent, so teardown can find every container of the lab
             "--cgroup-parent", f"/{p.netns}"]
 

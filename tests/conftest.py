@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+from tests.etcd_server import etcd_client, etcd_server  # noqa: F401  (fixtures for every test dir)
+
 
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() != 0:

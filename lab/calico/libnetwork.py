@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import socket
 import socketserver
 import subprocess
@@ -268,6 +269,9 @@ def serve(ds: Datastore, hostname: str, path: str = SOCKET) -> None:
 
 
 def main() -> int:
+    # PID 1 of its container: without a handler SIGTERM would be ignored and `docker stop`
+    # would wait out its timeout
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     hostname = os.environ.get("HOSTNAME") or socket.gethostname()
     serve(Datastore.from_env(os.environ), hostname)
     return 0

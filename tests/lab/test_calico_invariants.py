@@ -9,7 +9,9 @@ own view and for traffic (busybox ping / nc), and scapy inside a workload's netw
 for the anti-spoofing checks.
 
 Order matters: the read-only checks come first (1–12, 14, 16, 18, 19, 21), then the ones that
-change the lab and put it back (13, 15, 17, 20, 22). Names this module creates start with RUN.
+change the lab and put it back (13, 15, 17, 16's DNS/DHCP part, 20, 22). Names this module
+creates start with RUN. Item 22 runs calico/routereflector's confd + BIRD (lab.calico.bird
+routereflector) in the management namespace, at the management host's address.
 """
 from __future__ import annotations
 
@@ -186,15 +188,29 @@ def endpoints(lab: Lab) -> dict[str, dict]:
             if pattern.match(k) and v}
 
 
+def datastore_values(lab: Lab) -> dict[str, str]:
+    """Every value under /calico (empty directories left out: deleting the last key of a
+    directory leaves it behind, as with the 2016 tools)."""
+    return {k: v for k, v in lab.etcd.children("/calico").items() if v is not None}
+
+
 @pytest.fixture(scope="module")
 def lab():
     up = lab_cli("up", timeout=300)
     assert up.returncode == 0, f"expected `python -m lab up` to succeed:\n{up.stdout}{up.stderr}"
-    st = state.load()
-    dockers = {n: docker_api.client(paths.NodePaths(n).docker_sock, timeout=60) for n in NODES}
+    dockers = {}
     try:
-        yield Lab(st, LabEtcd(st.mgmt_netns_file, st.topology.etcd_authority),
-                  lab_hosts(st.topology), dockers)
+        st = state.load()
+        dockers = {n: docker_api.client(paths.NodePaths(n).docker_sock, timeout=60) for n in NODES}
+        the_lab = Lab(st, LabEtcd(st.mgmt_netns_file, st.topology.etcd_authority),
+                      lab_hosts(st.topology), dockers)
+        found = datastore_values(the_lab)
+        yield the_lab
+        left = datastore_values(the_lab)
+        changed = {k: (found.get(k), left.get(k)) for k in found.keys() | left.keys()
+                   if found.get(k) != left.get(k)}
+        assert changed == {}, f"expected the tests to leave etcd as they found it; " \
+                              f"key: (before, after): {changed}"
     finally:
         for c in dockers.values():
             c.close()
@@ -204,14 +220,14 @@ def lab():
 
 # -- probes ----------------------------------------------------------------------------------
 
-def ping(lab: Lab, src: str, ip: str, node: str | None = None) -> bool:
-    rc, _ = lab.exec(node or workload_node(src), src, "ping", "-c", "1", "-W", "2", ip)
+def ping(lab: Lab, src: str, ip: str) -> bool:
+    rc, _ = lab.exec(workload_node(src), src, "ping", "-c", "1", "-W", "2", ip)
     return rc == 0
 
 
-def tcp(lab: Lab, src: str, ip: str, port: int, node: str | None = None) -> str:
+def tcp(lab: Lab, src: str, ip: str, port: int) -> str:
     """What a busybox nc client reads from ip:port ('x' from our listeners), or why not."""
-    rc, out = lab.exec(node or workload_node(src), src, "nc", "-w", "2", ip, str(port))
+    rc, out = lab.exec(workload_node(src), src, "nc", "-w", "2", ip, str(port))
     return out.strip() if rc == 0 else f"no connection ({out.strip()})"
 
 
@@ -361,7 +377,6 @@ class FreshWorkload:
     node: str
     endpoint_id: str
     ip: str
-    pid: int
 
     @property
     def iface(self) -> str:
@@ -404,8 +419,7 @@ def fresh(lab):
                                                  detach=True, tty=True, stdin_open=True)
             c.reload()
             ns = c.attrs["NetworkSettings"]["Networks"][name]
-            workloads[node] = FreshWorkload(c.name, node, ns["EndpointID"], ns["IPAddress"],
-                                            c.attrs["State"]["Pid"])
+            workloads[node] = FreshWorkload(c.name, node, ns["EndpointID"], ns["IPAddress"])
         yield Fresh(name, net.id, pools_before, workloads)
     finally:
         for node in NODES:
@@ -472,7 +486,8 @@ def _container_view(lab: Lab, w: FreshWorkload) -> dict:
     rc_a, addrs = lab.exec(w.node, w.name, "ip", "-o", "-4", "addr", "show")
     rc_l, links = lab.exec(w.node, w.name, "ip", "-o", "link", "show")
     rc_r, routes = lab.exec(w.node, w.name, "ip", "route", "show")
-    assert rc_a == rc_l == rc_r == 0, f"{w.name}: busybox ip failed: {addrs}{links}{routes}"
+    assert rc_a == rc_l == rc_r == 0, \
+        f"{w.name}: expected busybox ip to succeed, saw: {addrs}{links}{routes}"
     macs = {}
     for line in links.splitlines():
         m = re.match(r"\d+: ([^:@]+)[@:].*link/\S+ (\S+)", line)
@@ -563,7 +578,8 @@ def test_inv12_block_blackhole_on_owner_and_route_on_peers(lab, fresh, owner):
 
 def test_inv14_same_network_workloads_reach_each_other_across_hosts(lab):
     w1, w2 = workload_ip(lab, "web_container_1"), workload_ip(lab, "web_container_2")
-    assert workload_node("web_container_1") != workload_node("web_container_2")
+    assert workload_node("web_container_1") != workload_node("web_container_2"), \
+        "expected the seed's two web workloads on different hosts, they share one"
     for src, dst in (("web_container_1", w2), ("web_container_2", w1)):
         settle(lambda: ping(lab, src, dst), True, 10, f"ping {src} → {dst} (both on network web)")
 
@@ -602,14 +618,28 @@ def test_inv16_workload_reaches_its_own_host(lab, node):
 
 
 SEND_SCRIPT = r"""
-import sys
-from scapy.all import IP, TCP, Ether, sendp
-gw_mac, dst = sys.argv[1], sys.argv[2]
-args = sys.argv[3:]
-for src_mac, src_ip, sport in zip(args[0::3], args[1::3], args[2::3]):
-    sendp(Ether(src=src_mac, dst=gw_mac) / IP(src=src_ip, dst=dst) /
-          TCP(sport=int(sport), dport=80, flags="S"), iface="cali0", verbose=False)
+import json, sys
+from scapy.all import IP, TCP, UDP, Ether, sendp
+gw_mac = sys.argv[1]
+for p in json.loads(sys.argv[2]):
+    l4 = (TCP(sport=p["sport"], dport=p["dport"], flags="S") if p["proto"] == "tcp"
+          else UDP(sport=p["sport"], dport=p["dport"]) / b"probe")
+    sendp(Ether(src=p["mac"], dst=gw_mac) / IP(src=p["src"], dst=p["dst"]) / l4,
+          iface="cali0", verbose=False)
 """
+
+
+def send_raw(lab: Lab, name: str, packets: list[dict]) -> None:
+    """Send crafted frames, in order, out of workload `name`'s cali0 with scapy run inside its
+    network namespace. Each packet: mac, src, dst, proto (tcp SYN | udp), sport, dport."""
+    node = workload_node(name)
+    c = lab.container(node, name)
+    endpoint = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["EndpointID"]
+    gw_mac = lab.ip_json(node, "link", "show", "dev", "cali" + endpoint[:11])[0]["address"]
+    argv = [sys.executable, "-c", SEND_SCRIPT, gw_mac, json.dumps(packets)]
+    sent = subprocess.run(netns.nsenter(argv, net=f"/proc/{c.attrs['State']['Pid']}/ns/net"),
+                          capture_output=True, text=True, timeout=60)
+    assert sent.returncode == 0, f"expected scapy to send {packets} from {name}: {sent.stderr}"
 
 
 class Capture:
@@ -646,25 +676,20 @@ def test_inv18_spoofed_source_mac_and_ip_are_dropped(lab):
     anti-spoofing can stop them) sent from web_container_1's cali0: wrong source MAC, a source
     IP that belongs to another workload of the same host, then the honest control packet."""
     src_node, dst_node = workload_node("web_container_1"), workload_node("web_container_2")
-    src = lab.container(src_node, "web_container_1")
     dst = lab.container(dst_node, "web_container_2")
     src_ip, dst_ip = workload_ip(lab, "web_container_1"), workload_ip(lab, "web_container_2")
     other_ip = workload_ip(lab, "mysqldb_container_1")
-    assert workload_node("mysqldb_container_1") == src_node
-    iface = "cali" + src.attrs["NetworkSettings"]["Networks"]["web"]["EndpointID"][:11]
-    gw_mac = lab.ip_json(src_node, "link", "show", "dev", iface)[0]["address"]
+    assert workload_node("mysqldb_container_1") == src_node, \
+        f"expected mysqldb_container_1 on {src_node} (a same-host address to spoof), it is not"
     packets = {"spoofed source MAC": ("02:00:00:00:00:01", src_ip, 40001),
                "spoofed source IP": (MAC, other_ip, 40002),
                "control": (MAC, src_ip, 40003)}
 
     cap = Capture(dst.attrs["State"]["Pid"], "tcp dst port 80")
     try:
-        argv = [sys.executable, "-c", SEND_SCRIPT, gw_mac, dst_ip]
-        for mac, ip, sport in packets.values():
-            argv += [mac, ip, str(sport)]
-        sent = subprocess.run(netns.nsenter(argv, net=f"/proc/{src.attrs['State']['Pid']}/ns/net"),
-                              capture_output=True, text=True, timeout=60)
-        assert sent.returncode == 0, f"expected scapy to send the packets: {sent.stderr}"
+        send_raw(lab, "web_container_1", [
+            {"mac": mac, "src": ip, "dst": dst_ip, "proto": "tcp", "sport": sport, "dport": 80}
+            for mac, ip, sport in packets.values()])
         mac, ip, sport = packets["control"]
         settle(lambda: any(f"{ip}.{sport} > {dst_ip}.80" in line for line in cap.lines), True, 10,
                f"the control SYN {ip}:{sport} → {dst_ip}:80 to reach web_container_2")
@@ -687,7 +712,7 @@ def test_inv19_mesh_sessions_established(lab, node):
     rows = settle(lambda: bgp_protocols(lab, node), f"{sorted(want)} all Established", 30,
                   f"{node}: one Mesh_ protocol per other host, Established",
                   ok=lambda rows: set(rows) == want and established(rows))
-    assert want, "expected at least one other host in the mesh"
+    assert want, f"{node}: expected at least one other host in the mesh, saw {rows}"
     default_as = lab.etcd.get("/calico/bgp/v1/global/as_num")
     for name in rows:
         peer_ip = name[len("Mesh_"):].replace("_", ".")
@@ -778,7 +803,7 @@ def test_inv13_stop_rm_and_network_rm_clean_up(lab, fresh):
 
 
 # =========================================================================================
-# 15, 17  policy changes (restored)
+# 15, 17, 16 (DNS/DHCP)  policy changes (restored)
 # =========================================================================================
 
 def test_inv15_rule_add_stores_network_id_and_shows_the_name(lab):
@@ -805,25 +830,95 @@ def test_inv15_rule_add_stores_network_id_and_shows_the_name(lab):
             f"{key}: expected restored to {before}, saw {after}"
 
 
+@contextlib.contextmanager
+def profiles_emptied(lab: Lab, name: str):
+    """Workload `name`'s endpoint with `profile_ids: []` in etcd; the exact JSON put back after,
+    and waited for (the workload pings its own host again)."""
+    node, ip = workload_node(name), workload_ip(lab, name)
+    key = next(k for k, ep in endpoints(lab).items() if ep["ipv4_nets"] == [f"{ip}/32"])
+    original = lab.etcd.get(key)
+    doc = json.loads(original)
+    doc["profile_ids"] = []
+    lab.etcd.write(key, json.dumps(doc))
+    try:
+        yield key
+    finally:
+        lab.etcd.write(key, original)
+        settle(lambda: ping(lab, name, lab.ip(node)), True, 20,
+               f"after restoring {key}: ping {name} → its host {lab.ip(node)}")
+
+
 def test_inv17_endpoint_without_profiles_drops_new_flows_both_ways(lab):
     a, b = "web_container_1", "web_container_2"
     a_ip, b_ip = workload_ip(lab, a), workload_ip(lab, b)
-    key = next(k for k, ep in endpoints(lab).items() if ep["ipv4_nets"] == [f"{b_ip}/32"])
-    original = lab.etcd.get(key)
     for src, dst in ((a, b_ip), (b, a_ip)):
         settle(lambda: ping(lab, src, dst), True, 10, f"before: ping {src} → {dst}")
-    doc = json.loads(original)
-    doc["profile_ids"] = []
-    try:
-        lab.etcd.write(key, json.dumps(doc))
+    with profiles_emptied(lab, b) as key:
         settle(lambda: ping(lab, a, b_ip), False, 20,
-               f"inbound to {b} (profile_ids []): ping {a} → {b_ip} dropped")
+               f"inbound to {b} ({key} profile_ids []): ping {a} → {b_ip} dropped")
         assert not ping(lab, b, a_ip), \
             f"outbound from {b} (profile_ids []): ping {b} → {a_ip} expected dropped, got a reply"
-    finally:
-        lab.etcd.write(key, original)
     for src, dst in ((a, b_ip), (b, a_ip)):
-        settle(lambda: ping(lab, src, dst), True, 20, f"after restoring {key}: ping {src} → {dst}")
+        settle(lambda: ping(lab, src, dst), True, 20, f"after the restore: ping {src} → {dst}")
+
+
+UDP_LISTENER = r"""
+import select, socket, sys
+socks = []
+for port in map(int, sys.argv[1:]):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    socks.append(s)
+print("ready", flush=True)
+while True:
+    for s in select.select(socks, [], [])[0]:
+        data, addr = s.recvfrom(2048)
+        print(s.getsockname()[1], addr[0], addr[1], flush=True)
+"""
+
+
+@contextlib.contextmanager
+def udp_listener(lab: Lab, node: str, ports: list[int]):
+    """A UDP listener on the node itself; yields the list of (port, source ip) heard so far."""
+    proc = subprocess.Popen(lab.hosts[node].argv([sys.executable, "-c", UDP_LISTENER,
+                                                  *map(str, ports)]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    heard: list[tuple[int, str]] = []
+    try:
+        first = proc.stdout.readline()
+        assert first.strip() == "ready", \
+            f"{node}: expected the UDP listener ready on {ports}, it said {first!r} {proc.stderr.read()!r}"
+
+        def read():
+            for line in iter(proc.stdout.readline, ""):
+                port, src, _ = line.split()
+                heard.append((int(port), src))
+        threading.Thread(target=read, daemon=True).start()
+        yield heard
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_inv16_dns_and_dhcp_to_host_pass_even_without_profiles(lab):
+    """DHCP (udp 68→67) and DNS (udp 53) to the host are accepted before the endpoint's
+    outbound policy: they arrive from a workload whose profile_ids are empty, while other UDP
+    to the host (sent first) and ping to the host are dropped."""
+    name = "web_container_2"
+    node = workload_node(name)
+    host_ip, ip = lab.ip(node), workload_ip(lab, name)
+    with udp_listener(lab, node, [53, 67, 5300]) as heard, profiles_emptied(lab, name):
+        settle(lambda: ping(lab, name, host_ip), False, 20,
+               f"ping {name} → its host {host_ip} dropped once profile_ids are []")
+        send_raw(lab, name, [
+            {"mac": MAC, "src": ip, "dst": host_ip, "proto": "udp", "sport": 40000, "dport": 5300},
+            {"mac": MAC, "src": ip, "dst": host_ip, "proto": "udp", "sport": 40053, "dport": 53},
+            {"mac": MAC, "src": ip, "dst": host_ip, "proto": "udp", "sport": 68, "dport": 67}])
+        settle(lambda: sorted(set(heard)), [(53, ip), (67, ip)], 10,
+               f"{node}: DNS and DHCP from {name} (profile_ids []) heard on {host_ip}",
+               ok=lambda seen: {(53, ip), (67, ip)} <= set(seen))
+        assert (5300, ip) not in heard, \
+            f"{node}: udp 5300 from {name} (profile_ids []) expected dropped, but it arrived: {heard}"
 
 
 # =========================================================================================
@@ -834,7 +929,7 @@ def test_inv20_mesh_off_and_global_and_node_peers(lab):
     first = NODES[0]
     g_peer, n_peer = "192.168.20.250", "192.168.20.251"   # nobody there: only the protocols count
     used = {n.ip for n in lab.topo.nodes} | {lab.topo.management.ip}
-    assert not {g_peer, n_peer} & used
+    assert not {g_peer, n_peer} & used, f"expected {g_peer}, {n_peer} unused in the lab ({used})"
     before = {n: bird_routes(lab, n) for n in NODES}
     try:
         lab.calicoctl(first, "bgp", "node-mesh", "off")
@@ -889,9 +984,11 @@ class RouteReflector:
 
     def protocols(self) -> dict[str, str]:
         """Its BGP protocols, through its control socket (a unix socket: no namespace needed)."""
+        if self.proc.poll() is not None:
+            return {"(route reflector exited)": self.output()}
         res = run(["birdc", "-s", self.ctl, "show", "protocols"], timeout=10, check=False)
-        assert res.ok, f"route reflector: expected birdc to answer on {self.ctl}: {res.stdout}" \
-                       f"{res.stderr}; its log: {self.output()}"
+        if not res.ok:      # BIRD not started yet: say so, keep polling
+            return {"(birdc)": (res.stdout + res.stderr).strip()}
         return parse_bgp(res.stdout)
 
     def stop(self) -> None:
@@ -940,7 +1037,7 @@ def test_inv22_route_reflector_replaces_the_mesh(lab, tmp_path):
                     lab.calicoctl(node, "node", "bgp", "peer", "add", rr.ip, "as", AS_NUM)
             want_rr = {f"{kind}_{c}" for c in clients} | {f"Mesh_{mesh_name(other_rr)}"}
             settle(rr.protocols, f"{sorted(want_rr)}, clients Established", 60,
-                   f"route reflector ({kind.lower()} peer): its protocols ({rr.output()})",
+                   f"route reflector ({kind.lower()} peer): its BGP protocols",
                    ok=lambda rows: set(rows) == want_rr and
                    established({k: v for k, v in rows.items() if not k.startswith("Mesh_")}))
             for node in NODES:

@@ -1,4 +1,5 @@
-"""A real, private etcd (v2 API) for the reference node's datastore and IPAM tests.
+"""A real, private etcd (v2 API) for tests of code that reads or writes the Calico datastore
+(the reference node's datastore and IPAM, calicoctl, the suite's own datastore reader).
 
 One etcd per test session, on 127.0.0.1 with free client and peer ports and a throw-away data
 directory; every test starts from an empty /calico (Calico's own ST wiped /calico the same way).
