@@ -240,3 +240,17 @@ def test_14_db_users_tag_opens_3306(hosts, tmp_path):
     # the tag is what opens it: without it, app is no longer a db user
     sh(hosts, "node1", "calicoctl profile app tag remove db-users")
     assert not reaches(hosts, "node2", "app_container_1", "192.168.23.1", 3306)
+
+
+def test_15_node_stop_and_remove_guard_running_workloads(hosts):
+    """Not in the tutorial: taking node2 out of Calico again (spec §3.2), last as it is final."""
+    out = sh(hosts, "node2", "calicoctl node stop", ok=False)
+    assert out.strip() == "Current host has active endpoints so can't be stopped. Force with --force"
+    assert sh(hosts, "node2", "calicoctl node stop --force").strip() == "Node stopped"
+    assert sh(hosts, "node2", "calicoctl status", ok=False).strip() == "calico-node container not running"
+    out = sh(hosts, "node2", "calicoctl node remove", ok=False)
+    assert out.strip() == ("The node has active Calico endpoints so can't be deleted. "
+                           "Force with --remove-endpoints")
+    assert sh(hosts, "node2", "calicoctl node remove --remove-endpoints").strip() == "Node configuration removed"
+    shown = sh(hosts, "node1", "calicoctl node show")
+    assert "node1" in shown and "node2" not in shown, shown
