@@ -38,23 +38,37 @@ def build_rootfs_tar(dest: str, busybox: str = BUSYBOX) -> str:
     applets = busybox_applets(busybox)
     tmp = f"{dest}.tmp"
     with tarfile.open(tmp, "w") as tar:
-        for d, mode in (("bin", 0o755), ("etc", 0o755), ("root", 0o700), ("tmp", 0o1777)):
-            info = tarfile.TarInfo(d)
-            info.type, info.mode = tarfile.DIRTYPE, mode
-            tar.addfile(info)
+        add_dirs(tar, {"bin": 0o755, "etc": 0o755, "root": 0o700, "tmp": 0o1777})
         tar.add(busybox, arcname="bin/busybox")
         for applet in applets:
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type, info.linkname, info.mode = tarfile.SYMTYPE, "busybox", 0o777
-            tar.addfile(info)
-        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-                           ("etc/group", "root:x:0:\n")):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
+            add_symlink(tar, f"bin/{applet}", "busybox")
+        add_root_account(tar)
     os.replace(tmp, dest)
     return dest
+
+
+# -- tarball pieces, shared with the reference node's images (lab/calico/image.py) -------------
+
+def add_dirs(tar: tarfile.TarFile, modes: dict[str, int]) -> None:
+    for name, mode in modes.items():
+        info = tarfile.TarInfo(name)
+        info.type, info.mode = tarfile.DIRTYPE, mode
+        tar.addfile(info)
+
+
+def add_symlink(tar: tarfile.TarFile, name: str, target: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
+    tar.addfile(info)
+
+
+def add_root_account(tar: tarfile.TarFile) -> None:
+    """/etc/passwd and /etc/group with root only: what `docker exec` and `id` expect."""
+    for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")):
+        data = text.encode()
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
 
 
 def import_image(api, tar_path: str, image: str = IMAGE) -> None:

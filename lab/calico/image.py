@@ -13,6 +13,8 @@ import os
 import sys
 import tarfile
 
+from ..image import add_dirs, add_root_account, add_symlink
+
 NODE_IMAGE = "calico/node:v0.22.0"
 LIBNETWORK_IMAGE = "calico/node-libnetwork:v0.9.0"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,21 +30,11 @@ UNCONFINED_SYSTEM_PATHS = {"MaskedPaths": [], "ReadonlyPaths": []}
 def rootfs_tar() -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d in ("etc", "tmp", "root", "proc", "sys", "dev", "run", "var", "var/log",
-                  "var/run", "usr"):
-            info = tarfile.TarInfo(d)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
-            tar.addfile(info)
+        dirs = ("etc", "root", "proc", "sys", "dev", "run", "var", "var/log", "var/run", "usr")
+        add_dirs(tar, {"tmp": 0o1777, **{d: 0o755 for d in dirs}})
         for name in ("bin", "sbin", "lib", "lib64"):
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, f"usr/{name}"
-            tar.addfile(info)
-        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-                           ("etc/group", "root:x:0:\n")):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
+            add_symlink(tar, name, f"usr/{name}")
+        add_root_account(tar)
     return buf.getvalue()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,63 +10,8 @@ from lab.calico.rules import (IcmpType255, PortRangeCrash, RuleError, default_ru
                               parse_rules_update, pprint, rule_show, rules_equal, rules_json,
                               to_stored_doc, to_stored_json_dict, validate_felix_rule)
 
-SEED = Path("/work/shared/seed/000_122d7048ab524e8f.txt")
+from tests.tutorial_texts import MYSQLDB_RULE_JSON, SEED, TUTORIAL_SHOW, WEB_RULE_JSON
 
-# The tutorial's files, verbatim (web-rule.json is also what `rule json` printed: Python 2's
-# json.dumps(indent=2) left a space after every comma; mysqldb-rule.json was hand-edited, tab included).
-WEB_RULE_JSON = """\
-{
-  "inbound_rules": [
-    {
-      "action": "allow", 
-      "src_tag": "web"
-    }, 
-    {
-      "action": "allow", 
-      "protocol": "tcp", 
-      "dst_ports": [
-        80, 
-        443
-      ]
-    }
-  ], 
-  "outbound_rules": [
-    {
-      "action": "allow"
-    }
-  ]
-}
-"""
-MYSQLDB_RULE_JSON = """\
-{
-  "inbound_rules": [
-    {
-      "action": "allow", 
-      "src_tag": "mysqldb"
-    }, 
-    {
-      "action": "allow", 
-\t  "src_tag": "db-users",
-      "protocol": "tcp", 
-      "dst_ports": [
-        3306
-      ]
-    }
-  ], 
-  "outbound_rules": [
-    {
-      "action": "allow"
-    }
-  ]
-}
-"""
-TUTORIAL_SHOW = """\
-Inbound rules:
-   1 allow from tag web
-   2 allow tcp to ports 80,443
-Outbound rules:
-   1 allow
-"""
 WEB_DOC = {
     "inbound_rules": [{"action": "allow", "src_tag": "web"},
                       {"action": "allow", "protocol": "tcp", "dst_ports": [80, 443]}],

@@ -15,59 +15,9 @@ import pytest
 from lab import proc, state
 from lab.transport import lab_hosts
 from tests.helpers import lab_cli
+from tests.tutorial_texts import MYSQLDB_RULE_JSON, TUTORIAL_SHOW as WEB_RULES_SHOWN, WEB_RULE_JSON
 
 pytestmark = pytest.mark.lab
-
-WEB_RULE_JSON = """{
-  "inbound_rules": [
-    {
-      "action": "allow", 
-      "src_tag": "web"
-    }, 
-    {
-      "action": "allow", 
-      "protocol": "tcp", 
-      "dst_ports": [
-        80, 
-        443
-      ]
-    }
-  ], 
-  "outbound_rules": [
-    {
-      "action": "allow"
-    }
-  ]
-}
-"""
-MYSQLDB_RULE_JSON = """{
-  "inbound_rules": [
-    {
-      "action": "allow", 
-      "src_tag": "mysqldb"
-    }, 
-    {
-      "action": "allow", 
-\t  "src_tag": "db-users",
-      "protocol": "tcp", 
-      "dst_ports": [
-        3306
-      ]
-    }
-  ], 
-  "outbound_rules": [
-    {
-      "action": "allow"
-    }
-  ]
-}
-"""
-WEB_RULES_SHOWN = """Inbound rules:
-   1 allow from tag web
-   2 allow tcp to ports 80,443
-Outbound rules:
-   1 allow
-"""
 
 
 @pytest.fixture(scope="module")
