@@ -2,4 +2,4 @@
 
 Only sessions that ask for a lab get one: suites/conftest.py does; tests/ builds its own.
 """
-pytest_plugins = ["fixtures.pytest_lab"]
+pytest_plugins = ["fixtures.pytest_lab", "fixtures.observe"]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import shlex
+import shutil
+import subprocess
 import time
 from typing import Callable
 
@@ -50,8 +53,12 @@ def provision(st: LabState, log: Log) -> None:
                                           env=node_env), topo.nodes))
     log(f"calico-node and calico-libnetwork running on {len(topo.nodes)} node(s): "
         f"{time.monotonic() - t0:.1f}s")
+    ipip_ok = ipip_supported()
     for p in topo.pools:
-        calicoctl(first, "pool", "add", p.cidr, *(["--ipip"] if p.ipip else []),
+        if p.ipip and not ipip_ok:
+            log(f"this kernel has no IPIP support: pool {p.cidr} is added without --ipip "
+                "(an IPIP pool would leave cross-host routes no tunl0 can carry)")
+        calicoctl(first, "pool", "add", p.cidr, *(["--ipip"] if p.ipip and ipip_ok else []),
                   *(["--nat-outgoing"] if p.nat_outgoing else []))
     _create_networks(st)
     for profile in topo.profiles:
@@ -62,6 +69,14 @@ def provision(st: LabState, log: Log) -> None:
     if len(topo.nodes) > 1:
         _wait_bgp(hosts, topo.node_names)
         log(f"BGP sessions Established: {time.monotonic() - t0:.1f}s")
+
+
+def ipip_supported() -> bool:
+    """Whether tunl0 can exist here: the ipip module is loaded (or built in), or loads."""
+    if os.path.isdir("/sys/module/ipip"):
+        return True
+    return shutil.which("modprobe") is not None and subprocess.run(
+        ["modprobe", "-q", "ipip"], capture_output=True).returncode == 0
 
 
 def _create_networks(st: LabState) -> None:

@@ -1,8 +1,12 @@
 """The suites test a lab: ask the lab plugin for one, and parametrize from it.
 
-Parameters come from the lab itself and are sorted by stable names, so every xdist worker
-collects the same tests with the same ids.
+Parameters come from the lab's own data — its hosts, and the Calico datastore as the
+controller read it when the session started — sorted by stable names, so every xdist worker
+collects the same tests with the same ids (node1, node1/192.168.22.0-26, web_container_1).
 """
+from __future__ import annotations
+
+from fixtures import params
 from fixtures.pytest_lab import TARGET, require_lab
 
 
@@ -11,7 +15,9 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "node" in metafunc.fixturenames:
-        target = metafunc.config.stash.get(TARGET, None)
-        nodes = target.node_names if target is not None else []
-        metafunc.parametrize("node", nodes, ids=nodes)
+    target = metafunc.config.stash.get(TARGET, None)
+    for name in metafunc.fixturenames:
+        source = params.SOURCES.get(name)
+        if source is not None:
+            values = source(target) if target is not None else []
+            metafunc.parametrize(name, [v for v, _ in values], ids=[i for _, i in values])

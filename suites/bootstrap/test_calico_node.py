@@ -1,0 +1,38 @@
+"""calico-node and the libnetwork driver on every host, as `calicoctl node --libnetwork` leaves them."""
+import pytest
+
+from lab import docker_api
+
+CONTAINERS = ("calico-node", "calico-libnetwork")
+PLUGIN_SOCKET = "/run/docker/plugins/calico.sock"
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_calico_container_running(lab, node, container):
+    """Running, restarted always (so it comes back with Docker), on the host's network."""
+    try:
+        info = lab.docker(node).api.inspect_container(container)
+    except docker_api.NotFound:
+        pytest.fail(f"{node}: no {container} container: run `calicoctl node --ip=<ip> --libnetwork` "
+                    f"on {node}", pytrace=False)
+    except docker_api.ERRORS as exc:
+        pytest.fail(f"{node}: dockerd does not answer ({type(exc).__name__})", pytrace=False)
+    seen = (info["State"]["Status"], info["HostConfig"]["RestartPolicy"]["Name"] or "no",
+            info["HostConfig"]["NetworkMode"])
+    assert seen == ("running", "always", "host"), (
+        f"{node}: {container} is {seen[0]} with restart policy {seen[1]} on network {seen[2]}; "
+        "expected running, always, host (what `calicoctl node --libnetwork` creates)")
+
+
+def test_plugin_socket(lab, node):
+    """Docker finds the calico network and IPAM driver through this socket."""
+    res = lab.host(node).run(["test", "-S", PLUGIN_SOCKET], timeout=10)
+    assert res.ok, (f"{node}: {PLUGIN_SOCKET} is not a socket: the calico-libnetwork container "
+                    "is not serving, so `docker network create --driver calico` fails")
+
+
+def test_calicoctl_status(lab, node):
+    """`calicoctl status` answers and finds calico-node running (needs etcd and BIRD)."""
+    res = lab.host(node).run(["calicoctl", "status"], timeout=30)
+    assert res.ok and "calico-node container is running" in res.stdout, (
+        f"{node}: `calicoctl status` exited {res.rc}: {(res.stdout + res.stderr).strip()[:400]}")
