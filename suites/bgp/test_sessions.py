@@ -74,7 +74,8 @@ def test_calicoctl_status_lists_the_peers(lab, calico_node):
     expected = {(s.peer_ip, KIND_NAMES[s.kind]) for s in _node_sessions(lab, calico_node)
                 if s.kind in KIND_NAMES}
     problem = set_difference(expected, rows, f"{calico_node}: `calicoctl status` peers")
-    assert problem is None, problem
+    bird_line = next((line for line in res.stdout.splitlines() if "bird" in line.lower()), "")
+    assert problem is None, problem + (f" (it says: {bird_line.strip()})" if bird_line else "")
     down = {k: v for k, v in rows.items() if not v.startswith("Established")
             and any(s.peer_ip == k[0] and s.established for s in _node_sessions(lab, calico_node))}
     assert not down, f"{calico_node}: `calicoctl status` shows peers not Established: {down}"

@@ -25,10 +25,14 @@ def test_calico_container_running(lab, node, container):
 
 
 def test_plugin_socket(lab, node):
-    """Docker finds the calico network and IPAM driver through this socket."""
-    res = lab.host(node).run(["test", "-S", PLUGIN_SOCKET], timeout=10)
-    assert res.ok, (f"{node}: {PLUGIN_SOCKET} is not a socket: the calico-libnetwork container "
-                    "is not serving, so `docker network create --driver calico` fails")
+    """Docker finds the calico network and IPAM driver through this socket: it must answer
+    the plugin handshake as both drivers."""
+    res = lab.host(node).run(["curl", "-sS", "--max-time", "5", "--unix-socket", PLUGIN_SOCKET,
+                              "-X", "POST", "http://plugin/Plugin.Activate"], timeout=15)
+    assert res.ok and '"NetworkDriver"' in res.stdout and '"IpamDriver"' in res.stdout, (
+        f"{node}: the calico plugin does not answer on {PLUGIN_SOCKET} "
+        f"({(res.stderr or res.stdout).strip() or f'exit {res.rc}'}): calico-libnetwork is not "
+        "serving, so `docker network create --driver calico` and `docker run --net` fail")
 
 
 def test_calicoctl_status(lab, node):

@@ -4,6 +4,7 @@ import shlex
 
 import pytest
 
+from fixtures.expectations import bgp_path
 from fixtures.host_facts import HostFacts
 from lab import docker_api
 
@@ -69,4 +70,7 @@ def test_icmp_between_nodes(lab, node_pair):
         pytest.fail(f"{a}: cannot exec in {w.name}: {type(exc).__name__}", pytrace=False)
     last = res.output.decode(errors="replace").strip().splitlines()[-1:]
     to = target.name if target else f"endpoint {dst.endpoint_id[:12]}"
-    assert res.exit_code == 0, f"{w.name} on {a} cannot ping {ip} ({to} on {b}, same network): {last}"
+    path_ok, path = bgp_path(lab.facts, a, b)
+    cause = "" if path_ok else f"; the datastore gives no BGP path: {path}"
+    assert res.exit_code == 0, (f"{w.name} on {a} cannot ping {ip} ({to} on {b}, same network): "
+                                f"{last}{cause}")

@@ -168,3 +168,14 @@ def test_node_show(ctl):
     out = ctl("node show")[1]
     assert "|  node1   | 192.168.20.1 |           | 64511 (inherited) |" in out, out
     assert "|  node2   | 192.168.20.2 |           |       64600       |" in out, out
+
+
+def test_ipam_release_and_info(ctl):
+    from lab.calico.datastore import Datastore
+    from lab.calico.ipam import Ipam
+    ctl("pool add 192.168.30.0/24")
+    Ipam(Datastore(ctl.etcd)).assign_ip("192.168.30.7", "node1", attributes={})
+    assert ctl("ipam info 192.168.30.7")[1].startswith("IP 192.168.30.7 is assigned")
+    assert ctl("ipam release 192.168.30.7") == (0, "Address successfully released\n")
+    assert ctl("ipam release 192.168.30.7") == (1, "Address was not allocated.\n")
+    assert ctl("ipam info 192.168.30.7") == (1, "192.168.30.7 is not currently assigned\n")

@@ -8,6 +8,7 @@ Usage: calicoctl <command> [<args>...]
     profile           Configure endpoint profiles
     pool              Configure ip-pools
     bgp               Configure global bgp
+    ipam              Configure IP address management
     version           Display the version of calicoctl
 
 See 'calicoctl <command> --help' to read about a specific subcommand.
@@ -19,10 +20,11 @@ import sys
 from docopt import docopt
 
 from ..datastore import DatastoreError
-from . import bgp, node, pool, profile, status
+from . import bgp, ipam, node, pool, profile, status
 
 VERSION = "0.22.0"
-COMMANDS = {"status": status, "node": node, "profile": profile, "pool": pool, "bgp": bgp}
+COMMANDS = {"status": status, "node": node, "profile": profile, "pool": pool, "bgp": bgp,
+            "ipam": ipam}
 
 
 def main(argv: list[str] | None = None) -> int:

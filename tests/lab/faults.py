@@ -1,0 +1,156 @@
+"""Faults planted in a running embedded lab, each with its undo, for the suites' fault tests.
+
+A fault is what an operator could do to a real lab (or what goes wrong there): stop a
+daemon, delete a route, turn a knob. Calico heals some of them by itself within a second
+(BIRD reinstalls a deleted route it owns), so those are planted with that node's BIRD frozen
+(SIGSTOP) — which is itself a fault the bgp suite must report.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from typing import Callable
+
+from lab import builder, docker_api, netns, paths, proc, state
+from lab.transport import lab_hosts
+
+
+@dataclass
+class Fault:
+    name: str
+    plant: Callable[[], None]
+    restore: Callable[[], None]
+
+
+class Lab:
+    """The running lab, with the handful of operations faults are made of."""
+
+    def __init__(self) -> None:
+        self.st = state.load()
+        self.hosts = lab_hosts(self.st.topology)
+
+    def sh(self, node: str, *argv: str) -> str:
+        res = self.hosts[node].run(list(argv), timeout=60)
+        assert res.ok, f"{node}: {' '.join(argv)}: {res.stdout + res.stderr}"
+        return res.stdout
+
+    def docker(self, node: str):
+        return docker_api.connect(paths.NodePaths(node).docker_sock)
+
+    def calicoctl(self, node: str, *args: str) -> str:
+        return self.sh(node, "calicoctl", *args)
+
+    def bird_pids(self, node: str) -> list[int]:
+        """calico-node's BIRD on that node: a `bird` process in the node's network namespace."""
+        want = os.stat(paths.NodePaths(node).netns_file).st_ino
+        pids = []
+        for pid in subprocess.run(["pgrep", "-x", "bird"], capture_output=True, text=True).stdout.split():
+            try:
+                if os.stat(f"/proc/{pid}/ns/net").st_ino == want:
+                    pids.append(int(pid))
+            except OSError:
+                pass
+        assert pids, f"no BIRD running on {node}"
+        return pids
+
+    def signal_bird(self, node: str, sig: int) -> None:
+        for pid in self.bird_pids(node):
+            proc._signal(pid, sig)
+
+    def etcd(self):
+        import etcd
+        host, port = self.st.topology.etcd_authority.split(":")
+        return etcd.Client(host=host, port=int(port))
+
+    def in_mgmt(self):
+        return netns.inside(self.st.mgmt_netns_file)
+
+    def wait_bgp(self, timeout: float = 60) -> None:
+        nodes = self.st.topology.node_names
+
+        def established() -> bool:
+            for n in nodes:
+                out = self.hosts[n].run(["birdc", "-s", "/var/run/calico/bird.ctl", "show", "protocols"],
+                                        timeout=5).stdout
+                rows = [line.split() for line in out.splitlines() if " BGP " in line]
+                if len(rows) < len(nodes) - 1 or any(r[-1] != "Established" for r in rows):
+                    return False
+            return True
+        proc.wait_until(established, timeout, "BGP sessions to be Established again", 0.5)
+
+
+def frozen_bird(lab: Lab, node: str, then: Callable[[], None] = lambda: None,
+                undo: Callable[[], None] = lambda: None) -> tuple[Callable, Callable]:
+    def plant():
+        lab.signal_bird(node, signal.SIGSTOP)
+        then()
+
+    def restore():
+        undo()
+        lab.signal_bird(node, signal.SIGCONT)
+    return plant, restore
+
+
+def endpoint_key_of(lab: Lab, container: str, node: str) -> tuple[str, str]:
+    with lab.docker(node) as c:
+        info = c.api.inspect_container(container)
+    endpoint_id = next(iter(info["NetworkSettings"]["Networks"].values()))["EndpointID"]
+    key = f"/calico/v1/host/{node}/workload/libnetwork/libnetwork/endpoint/{endpoint_id}"
+    return key, endpoint_id
+
+
+def restart_dockerd(lab: Lab, node: str, cluster_store: bool) -> None:
+    proc.stop([lab.st.daemons[f"dockerd@{node}"]])
+    builder.start_dockerd(lab.st, node, cluster_store=cluster_store)
+
+
+def restart_workloads(lab: Lab, node: str) -> None:
+    """What an operator does after a Docker restart: start the node's stopped containers."""
+    with lab.docker(node) as c:
+        for info in c.api.containers(all=True):
+            if info["State"] != "running":
+                c.api.start(info["Id"])
+
+
+def json_value(lab: Lab, key: str):
+    with lab.in_mgmt():
+        return json.loads(lab.etcd().read(key).value)
+
+
+def blocks_owned_by(lab: Lab, node: str) -> list[str]:
+    """Block CIDRs whose host affinity marker names `node`, from etcd."""
+    import etcd
+    with lab.in_mgmt():
+        try:
+            listing = lab.etcd().read(f"/calico/ipam/v2/host/{node}/ipv4/block", recursive=True)
+        except etcd.EtcdKeyNotFound:
+            return []
+    return sorted(leaf.key.rsplit("/", 1)[1].replace("-", "/") for leaf in listing.leaves
+                  if not leaf.dir)
+
+
+def revive_workloads(lab: Lab, node: str) -> None:
+    """After Docker died with the plugin container, its workloads' Calico endpoints were never
+    torn down: drop endpoint keys whose veth is gone, release their addresses with
+    `calicoctl ipam release`, then start the containers again (what an operator does)."""
+    import etcd
+    base = f"/calico/v1/host/{node}/workload/libnetwork/libnetwork/endpoint"
+    links = lab.sh(node, "ip", "-o", "link", "show")
+    with lab.in_mgmt():
+        try:
+            leaves = [x for x in lab.etcd().read(base, recursive=True).leaves if not x.dir]
+        except etcd.EtcdKeyNotFound:
+            leaves = []
+        stale = [(x.key, json.loads(x.value)) for x in leaves
+                 if f" {json.loads(x.value)['name']}@" not in links]
+        for key, _ in stale:
+            lab.etcd().delete(key)
+    for _, ep in stale:
+        for net in ep.get("ipv4_nets", []):
+            lab.hosts[node].run(["calicoctl", "ipam", "release", net.split("/")[0]], timeout=30)
+    with lab.docker(node) as c:
+        for info in c.api.containers(all=True, filters={"status": "exited"}):
+            c.api.start(info["Id"])
