@@ -32,6 +32,16 @@ def state_up(topo, calico: bool):
     return builder.up(topo, log=lambda m: print(f"  {m}", flush=True), calico=calico)
 
 
+def cmd_migrate_rr(args) -> int:
+    preflight.require_root()
+    st = state.require_running()
+    from . import migrate   # imported late: only this command needs it
+    took = migrate.migrate(st, log=lambda m: print(f"  {m}", flush=True), reverse=args.reverse)
+    print(f"{'back to the node-to-node mesh' if args.reverse else 'migrated to route reflectors'}; "
+          f"converged {took:.1f}s after the last step")
+    return 0
+
+
 def cmd_down(args) -> int:
     preflight.require_root()
     try:
@@ -115,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="hosts only (etcd, docker, images): type the tutorial's Calico steps yourself")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="remove the lab and everything it left").set_defaults(func=cmd_down)
+    mig = sub.add_parser("migrate-rr", help="the tutorial's move from the full mesh to route reflectors")
+    mig.add_argument("--reverse", action="store_true", help="back to the node-to-node mesh")
+    mig.set_defaults(func=cmd_migrate_rr)
     sub.add_parser("status", help="nodes, processes and versions").set_defaults(func=cmd_status)
     ex = sub.add_parser("exec", help="run a command on a node: exec NODE -- CMD")
     ex.add_argument("node")

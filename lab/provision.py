@@ -22,6 +22,7 @@ from .calico import rules as calico_rules
 from .errors import LabError
 from .proc import wait_until
 from .state import LabState
+from .topology import ROLE_CALICO_NODE
 from .transport import LocalNamespaceHost, lab_hosts
 
 Log = Callable[[str], None]
@@ -41,17 +42,23 @@ def calicoctl(host: LocalNamespaceHost, *args: str, input: str | None = None,
     return res.stdout
 
 
+def calico_nodes(topo) -> list:
+    """The hosts that run calico-node (a route reflector host need not)."""
+    return [n for n in topo.nodes if ROLE_CALICO_NODE in n.roles]
+
+
 def provision(st: LabState, log: Log) -> None:
     topo, hosts = st.topology, lab_hosts(st.topology)
     t0 = time.monotonic()
-    first = hosts[topo.etcd.node]
+    nodes = calico_nodes(topo)
+    first = hosts[nodes[0].name]
     # calicoctl node adds 192.168.0.0/16 when no pool exists yet; a topology that names its
     # own pools (as the tutorial's steps assume) must not get it
     node_env = {"NO_DEFAULT_POOLS": "true"} if topo.pools else None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(topo.nodes)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         list(pool.map(lambda n: calicoctl(hosts[n.name], "node", f"--ip={n.ip}", "--libnetwork",
-                                          env=node_env), topo.nodes))
-    log(f"calico-node and calico-libnetwork running on {len(topo.nodes)} node(s): "
+                                          env=node_env), nodes))
+    log(f"calico-node and calico-libnetwork running on {len(nodes)} node(s): "
         f"{time.monotonic() - t0:.1f}s")
     ipip_ok = ipip_supported()
     for p in topo.pools:
@@ -66,8 +73,8 @@ def provision(st: LabState, log: Log) -> None:
     _run_workloads(st)
     log(f"{len(topo.pools)} pool(s), {len(topo.networks)} network(s), {len(topo.profiles)} "
         f"profile(s), {len(topo.workloads)} workload(s): {time.monotonic() - t0:.1f}s")
-    if len(topo.nodes) > 1:
-        _wait_bgp(hosts, topo.node_names)
+    if len(nodes) > 1:
+        wait_bgp(hosts, [n.name for n in nodes])
         log(f"BGP sessions Established: {time.monotonic() - t0:.1f}s")
 
 
@@ -81,12 +88,13 @@ def ipip_supported() -> bool:
 
 def _create_networks(st: LabState) -> None:
     topo = st.topology
-    with docker_api.connect(paths.NodePaths(topo.node_names[0]).docker_sock) as c:
+    first = calico_nodes(topo)[0].name
+    with docker_api.connect(paths.NodePaths(first).docker_sock) as c:
         for net in topo.networks:
             ipam = {"Driver": net.ipam_driver, "Config": [{"Subnet": net.subnet}] if net.subnet else []}
             c.api.create_network(net.name, driver=net.driver, ipam=ipam)
     # a global network reaches the other engines through the cluster store, not at once
-    for node in topo.node_names[1:]:
+    for node in [n.name for n in calico_nodes(topo) if n.name != first]:
         with docker_api.connect(paths.NodePaths(node).docker_sock) as c:
             wanted = {n.name for n in topo.networks}
             wait_until(lambda: wanted <= {n["Name"] for n in c.api.networks()}, 30,
@@ -133,7 +141,8 @@ def _run_workloads(st: LabState) -> None:
         list(pool.map(start, topo.node_names))
 
 
-def _wait_bgp(hosts, nodes, timeout: float = 30) -> None:
+def wait_bgp(hosts, nodes, timeout: float = 30) -> None:
+    """Until every BGP protocol of every listed node's BIRD is Established."""
     def established() -> bool:
         for node in nodes:
             res = hosts[node].run(["birdc", "-s", "/var/run/calico/bird.ctl", "show", "protocols"],

@@ -8,7 +8,8 @@ PLUGIN_SOCKET = "/run/docker/plugins/calico.sock"
 
 
 @pytest.mark.parametrize("container", CONTAINERS)
-def test_calico_container_running(lab, node, container):
+def test_calico_container_running(lab, calico_host, container):
+    node = calico_host
     """Running, restarted always (so it comes back with Docker), on the host's network."""
     try:
         info = lab.docker(node).api.inspect_container(container)
@@ -24,9 +25,10 @@ def test_calico_container_running(lab, node, container):
         "expected running, always, host (what `calicoctl node --libnetwork` creates)")
 
 
-def test_plugin_socket(lab, node):
+def test_plugin_socket(lab, calico_host):
     """Docker finds the calico network and IPAM driver through this socket: it must answer
     the plugin handshake as both drivers."""
+    node = calico_host
     res = lab.host(node).run(["curl", "-sS", "--max-time", "5", "--unix-socket", PLUGIN_SOCKET,
                               "-X", "POST", "http://plugin/Plugin.Activate"], timeout=15)
     assert res.ok and '"NetworkDriver"' in res.stdout and '"IpamDriver"' in res.stdout, (
@@ -35,8 +37,9 @@ def test_plugin_socket(lab, node):
         "serving, so `docker network create --driver calico` and `docker run --net` fail")
 
 
-def test_calicoctl_status(lab, node):
+def test_calicoctl_status(lab, calico_host):
     """`calicoctl status` answers and finds calico-node running (needs etcd and BIRD)."""
+    node = calico_host
     res = lab.host(node).run(["calicoctl", "status"], timeout=30)
     assert res.ok and "calico-node container is running" in res.stdout, (
         f"{node}: `calicoctl status` exited {res.rc}: {(res.stdout + res.stderr).strip()[:400]}")

@@ -20,8 +20,9 @@ def test_datastore_ready(lab):
                              "initialised the datastore, so Felix on every host waits")
 
 
-def test_host_registered_with_its_address(lab, node):
+def test_host_registered_with_its_address(lab, calico_host):
     """bird_ip = ip_addr_v4 = the host's own address: what BGP peers and Felix use."""
+    node = calico_host
     ip = lab.topology.node(node).ip
     seen = (_read(lab, f"/calico/v1/host/{node}/bird_ip"),
             _read(lab, f"/calico/bgp/v1/host/{node}/ip_addr_v4"))

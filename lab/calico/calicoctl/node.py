@@ -141,33 +141,16 @@ def _enable_forwarding() -> None:
 
 
 def _run_container(client, name, image_name, env, binds, announce=True):
-    from docker.errors import ImageNotFound, NotFound
+    from docker.errors import ImageNotFound
     try:
         client.images.get(image_name)
     except ImageNotFound:
         fail(f"Docker image {image_name} is not present on this host and no registry can be "
              "reached (the embedded lab imports it into every node at `python -m lab up`).")
-    try:
-        client.containers.get(name).remove(force=True)
-    except NotFound:
-        pass
-    binds = {**binds, **image.runtime_binds()}
     if announce:
-        flags = ["-d", "--net=host", "--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
-                 "--security-opt=seccomp=unconfined", "--security-opt=systempaths=unconfined", f"--name={name}", "--restart=always"]
-        flags += [f"-e {k}={v}" for k, v in env.items()]
-        flags += [f"-v {src}:{b['bind']}" + (":ro" if b["mode"] == "ro" else "") for src, b in binds.items()]
         print("Running Docker container with the following command:\n")
-        print(f"docker run {' '.join(flags)} {image_name}\n")
-    api = client.api
-    host_config = api.create_host_config(
-        network_mode="host", restart_policy={"Name": "always"}, binds=binds,
-        cap_add=image.CAP_ADD, cap_drop=image.CAP_DROP, security_opt=image.SECURITY_OPT)
-    host_config.update(image.UNCONFINED_SYSTEM_PATHS)
-    created = api.create_container(image_name, name=name, environment=env, host_config=host_config,
-                                   volumes=[b["bind"] for b in binds.values()])
-    api.start(created["Id"])
-    return client.containers.get(created["Id"])
+        print(image.docker_run_line(name, image_name, env, binds) + "\n")
+    return image.run_container(client, name, image_name, env, binds)
 
 
 def _stream_until_started(container, timeout: float = 60) -> None:
