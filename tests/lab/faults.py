@@ -45,15 +45,22 @@ class Lab:
 
     def bird_pids(self, node: str) -> list[int]:
         """calico-node's BIRD on that node: a `bird` process in the node's network namespace."""
+        return self.pids_in(node, ["-x", "bird"])
+
+    def confd_pids(self, node: str) -> list[int]:
+        """The confd of calico-node (or of calico/routereflector) on that node."""
+        return self.pids_in(node, ["-f", "--", "-m lab.calico.bird"])
+
+    def pids_in(self, node: str, pgrep_args: list[str]) -> list[int]:
         want = os.stat(paths.NodePaths(node).netns_file).st_ino
         pids = []
-        for pid in subprocess.run(["pgrep", "-x", "bird"], capture_output=True, text=True).stdout.split():
+        for pid in subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True).stdout.split():
             try:
                 if os.stat(f"/proc/{pid}/ns/net").st_ino == want:
                     pids.append(int(pid))
             except OSError:
                 pass
-        assert pids, f"no BIRD running on {node}"
+        assert pids, f"no process `pgrep {' '.join(pgrep_args)}` on {node}"
         return pids
 
     def signal_bird(self, node: str, sig: int) -> None:
@@ -154,3 +161,61 @@ def revive_workloads(lab: Lab, node: str) -> None:
     with lab.docker(node) as c:
         for info in c.api.containers(all=True, filters={"status": "exited"}):
             c.api.start(info["Id"])
+
+
+def edited_bird_config(lab: Lab, node: str, container: str, path: str,
+                       edit: Callable[[str], str]) -> tuple[Callable, Callable]:
+    """Plant a BIRD configuration that differs from what the datastore says, as if confd had
+    missed a change: confd is frozen (else it rewrites the file within its interval), the file
+    edited inside the container and BIRD reconfigured; undone in reverse."""
+    saved = {}
+
+    def configure():
+        lab.sh(node, "birdc", "-s", "/var/run/calico/bird.ctl", "configure")
+
+    def write(text: str):
+        import io
+        import tarfile
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = text.encode()
+            info = tarfile.TarInfo(os.path.basename(path))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        with lab.docker(node) as c:
+            c.containers.get(container).put_archive(os.path.dirname(path), buf.getvalue())
+
+    def plant():
+        for pid in lab.confd_pids(node):
+            proc._signal(pid, signal.SIGSTOP)
+        with lab.docker(node) as c:
+            saved["text"] = c.containers.get(container).exec_run(["cat", path]).output.decode()
+        write(edit(saved["text"]))
+        configure()
+
+    def restore():
+        write(saved["text"])
+        configure()
+        for pid in lab.confd_pids(node):
+            proc._signal(pid, signal.SIGCONT)
+    return plant, restore
+
+
+def without_protocol(name: str) -> Callable[[str], str]:
+    """Drop `protocol bgp NAME … { … }` from a BIRD config."""
+    def edit(text: str) -> str:
+        out, skipping = [], False
+        for line in text.splitlines(keepends=True):
+            if line.startswith(f"protocol bgp {name} "):
+                skipping = True
+            elif skipping and line.startswith("}"):
+                skipping = False
+                continue
+            if not skipping:
+                out.append(line)
+        return "".join(out)
+    return edit
+
+
+def with_protocol(block: str) -> Callable[[str], str]:
+    return lambda text: text + "\n" + block + "\n"

@@ -1,0 +1,104 @@
+"""The route-reflector migration and its acceptance check, end to end, on the `rr` lab.
+
+`python -m lab up --topology rr && pytest suites/ --snapshot before.json &&
+python -m lab migrate-rr && pytest suites/ --baseline before.json` must pass; then faults
+planted after the migration must each make the acceptance run fail on the intended test,
+with a message that says what is wrong.
+"""
+from __future__ import annotations
+
+import pytest
+
+from lab import proc
+from tests.helpers import lab_cli, run_suites
+from tests.lab import faults as f
+
+pytestmark = pytest.mark.lab
+NODE_CONF = "/etc/calico/confd/config/bird.cfg"
+RR_CONF = "/config/bird.cfg"
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    """The whole flow; yields (lab, baseline file) with the lab migrated."""
+    tmp = tmp_path_factory.mktemp("rr")
+    up = lab_cli("up", "--topology", "rr")
+    assert up.returncode == 0, up.stderr
+    try:
+        before = tmp / "before.json"
+        mesh = run_suites(tmp, "suites/", "--lab-attach", "-n", "2", f"--snapshot={before}")
+        assert mesh.rc == 0 and before.exists(), mesh.output
+        mig = lab_cli("migrate-rr")
+        assert mig.returncode == 0 and "migrated to route reflectors" in mig.stdout, mig.stderr
+        yield f.Lab(), before, mesh
+    finally:
+        assert lab_cli("down").returncode == 0
+
+
+def _acceptance(tmp_path, before):
+    return run_suites(tmp_path, "suites/", "--lab-attach", "-n", "2", f"--baseline={before}")
+
+
+def test_acceptance_passes_after_migration(migrated, tmp_path):
+    lab, before, mesh = migrated
+    run = _acceptance(tmp_path, before)
+    assert run.rc == 0 and not run.failed(), run.output
+    # the shape changed as intended: node <-> RR sessions only, and the RR's own checks ran
+    assert "test_sessions::test_session_established[node1-node2]" in mesh.outcomes
+    assert "test_sessions::test_session_established[node1-node2]" not in run.outcomes
+    assert run.outcomes.get("test_sessions::test_session_established[node1-global-rr1]") == "passed"
+    assert run.outcomes.get("test_route_reflectors::test_rr_client_configuration[rr1]") == "passed"
+    assert run.outcomes.get("test_baseline::test_paths_to_workloads_as_before[node3]") == "passed"
+
+
+def _still_meshed(lab):
+    return f.edited_bird_config(lab, "node3", "calico-node", NODE_CONF, f.with_protocol(
+        "protocol bgp Mesh_192_168_20_1 from bgp_template {\n  neighbor 192.168.20.1 as 64511;\n}"))
+
+
+def _not_peered(lab):
+    return f.edited_bird_config(lab, "node2", "calico-node", NODE_CONF,
+                                f.without_protocol("Global_192_168_20_4"))
+
+
+def _rr_missing_client(lab):
+    return f.edited_bird_config(lab, "rr1", "calico-routereflector", RR_CONF,
+                                f.without_protocol("Global_192_168_20_3"))
+
+
+def _block_route_missing(lab):
+    block = f.blocks_owned_by(lab, "node3")[0]
+    return f.frozen_bird(lab, "node1", lambda: lab.sh("node1", "ip", "route", "del", block))
+
+
+FAULTS = {
+    # fault: (plant/restore builder, {test id: words its message must contain})
+    "node-still-has-mesh-sessions": (_still_meshed, {
+        "test_sessions::test_peer_set[node3]": "unexpected ['Mesh_192_168_20_1']"}),
+    "node-not-peered-with-rr": (_not_peered, {
+        "test_sessions::test_session_established[node2-global-rr1]": "no protocol Global_192_168_20_4",
+        "test_route_reflectors::test_rr_session_established[rr1-node2]": "not Established"}),
+    "rr-missing-a-client": (_rr_missing_client, {
+        "test_route_reflectors::test_rr_client_configuration[rr1]": "missing ['Global_192_168_20_3']",
+        "test_route_reflectors::test_rr_session_established[rr1-node3]": "no protocol Global_192_168_20_3"}),
+    "block-route-missing": (_block_route_missing, {
+        "test_baseline::test_paths_to_workloads_as_before[node1]": "web_3: via 192.168.20.3 before"}),
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_acceptance_catches_fault_after_migration(migrated, tmp_path, name):
+    lab, before, _ = migrated
+    build, says = FAULTS[name]
+    plant, restore = build(lab)
+    plant()
+    try:
+        run = _acceptance(tmp_path, before)
+    finally:
+        restore()
+    for test_id, words in says.items():
+        assert run.outcomes.get(test_id) == "failed", (
+            f"{name}: {test_id} did not fail ({run.outcomes.get(test_id)}); failed: {sorted(run.failed())}")
+        assert words in run.messages[test_id], f"{test_id} does not say {words!r}:\n{run.messages[test_id]}"
+    proc.wait_until(lambda: not _acceptance(tmp_path, before).failed(), 90,
+                    f"the lab to recover from {name}", 1)
