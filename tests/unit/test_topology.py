@@ -256,7 +256,7 @@ def test_wrong_types_from_yaml(tmp_path, text, path):
 def test_missing_topology():
     with pytest.raises(TopologyError) as exc:
         load_topology("nosuch")
-    assert str(exc.value).startswith("nosuch: no such topology (known topologies: seed")
+    assert str(exc.value).startswith("nosuch: no such topology (known topologies: rr, rr2, seed")
     assert str(exc.value).endswith("; or give a path to a .yaml file)")
     with pytest.raises(TopologyError, match=r"^no/such\.yaml: no such topology"):
         load_topology("no/such.yaml")
