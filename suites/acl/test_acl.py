@@ -1,0 +1,55 @@
+"""Every profile rule and every default drop, checked with packets (spec §2, Cyclonus-style).
+
+The policy engine (fixtures/policy.py) predicts allow or drop for every ordered pair of probe
+workloads (one per node × calico network), every port a rule names, its neighbours and two
+unnamed ports, over tcp, udp and icmp; the probe engine (fixtures/probes.py) sends them.
+One test per rule lists the cells that rule decides; one per profile and direction for the
+default drop; one for the whole matrix (with the matrix in the report).
+"""
+import pytest
+
+from fixtures import acl
+
+
+def _check(cells, what):
+    if not cells:
+        pytest.skip(f"no probe reaches {what}: earlier rules decide every probe, or it matches "
+                    "no probe workload")
+    wrong = [c for c in cells if c.status == "wrong"]
+    assert not wrong, f"{what}: {len(wrong)} of {len(cells)} cells wrong:\n" + "\n".join(
+        f"  {c.src} -> {c.dst} ({c.dst_ip}) {c.probe}: expected "
+        f"{'allowed' if c.expected else 'dropped'}, saw {c.first}; again: {c.second} — {c.reason}"
+        for c in wrong[:20])
+
+
+def test_rule(acl_run, acl_rule):
+    key, text = acl_rule
+    _check(acl_run.for_rule(key), text)
+
+
+def test_default_drop(acl_run, acl_default):
+    key, text = acl_default
+    _check(acl_run.for_rule(key), text)
+
+
+def test_whole_matrix(acl_run, extras):
+    from pytest_html import extras as html_extras
+    extras.append(html_extras.html(acl.matrix_html(acl_run)))
+    wrong = [c for c in acl_run.cells if c.status == "wrong"]
+    flaky = [c for c in acl_run.cells if c.status == "flaky"]
+    assert not wrong, (f"{len(wrong)} of {len(acl_run.cells)} cells differ from the policy engine "
+                       f"({len(flaky)} more flaky): " + "; ".join(
+                           f"{c.src}->{c.dst} {c.probe} expected {'allowed' if c.expected else 'dropped'}"
+                           for c in wrong[:15]))
+
+
+def test_matrix_as_before(lab, acl_run):
+    """With --baseline: every cell reaches (or not) as it did when the snapshot was taken."""
+    if lab.baseline is None or not lab.baseline.get("matrix"):
+        pytest.skip("no --baseline with an ACL matrix")
+    before, now = lab.baseline["matrix"], acl.matrix_summary(acl_run, lab.run_prefix)
+    changed = sorted(k for k in before if now.get(k) != before[k])
+    assert not changed, (f"{len(changed)} of {len(before)} ACL cells changed since the baseline: "
+                         + "; ".join(f"{k}: {'reached' if before[k] else 'dropped'} before, "
+                                     f"{'reached' if now.get(k) else 'dropped' if k in now else 'not probed'} now"
+                                     for k in changed[:25]))
