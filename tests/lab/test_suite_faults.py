@@ -1,7 +1,7 @@
 """Each suite is shown to catch the faults it exists for, and only to fail where it should.
 
 One seed lab for the module. For every fault: plant it, run all the suites against the lab
-(`pytest suites/ --lab-attach -n 2`), assert that exactly the intended tests fail, each
+(`pytest suites/bootstrap suites/routing suites/bgp --lab-attach -n 2`), assert that exactly the intended tests fail, each
 with a message that names the cause, then restore the lab and wait until every suite passes
 again before the next fault.
 """
@@ -43,7 +43,8 @@ def lab():
 
 
 def _suites(tmp_path):
-    return run_suites(tmp_path, "suites/", "--lab-attach", "-n", "2")
+    """The suites of issue #4 (the acl suite has its own mutation tests)."""
+    return run_suites(tmp_path, "suites/bootstrap", "suites/routing", "suites/bgp", "--lab-attach", "-n", "2")
 
 
 def _remote_block_route(lab):
@@ -122,21 +123,23 @@ def _dockerd_without_cluster_store(lab):
                for n in ("app", "db-users", "mysqldb", "web")})
 
 
+ICMP = "test_node_dataplane::test_icmp_between_nodes"
 CASES = [
+    # the cross-node ping picks its pair by endpoint id: it may cross the broken spot
     Case("route-to-remote-block-deleted", _remote_block_route,
-         {"test_routes::test_block_route": "saw nothing"}),
+         {"test_routes::test_block_route": "saw nothing"}, also=(ICMP,)),
     Case("blackhole-removed", _blackhole, {"test_routes::test_block_route": "blackhole"}),
     Case("bird-stopped", _bird_stopped,
          {"test_sessions::test_session_established[node2-node1]": "BIRD does not answer"}),
     Case("node-mesh-off", _mesh_off,
          {"test_node_dataplane::test_icmp_between_nodes[node1-node2]": "node-to-node mesh"}),
     Case("cali-veth-down", _veth_down,
-         {"test_endpoints::test_endpoint_host_side[web_container_2]": "not UP"}),
+         {"test_endpoints::test_endpoint_host_side[web_container_2]": "not UP"}, also=(ICMP,)),
     Case("ip-forward-off", _ip_forward_off, {"test_host::test_ip_forward[node2]": "ip_forward is 0"}),
     Case("calico-libnetwork-stopped", _libnetwork_stopped,
          {"test_calico_node::test_plugin_socket[node2]": "does not answer"}),
     Case("endpoint-key-deleted", _endpoint_key_deleted,
-         {"test_endpoints::test_no_stray_cali_interfaces[node2]": "no endpoint in etcd"}),
+         {"test_endpoints::test_no_stray_cali_interfaces[node2]": "no endpoint in etcd"}, also=(ICMP,)),
     # a Docker restart also kills node2's workloads, whose routes, sessions and pings go with them
     Case("dockerd-without-cluster-store", _dockerd_without_cluster_store,
          {"test_docker::test_docker_cluster_store[node2]": "--cluster-store"},
