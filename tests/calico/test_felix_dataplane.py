@@ -359,6 +359,31 @@ def test_missing_interface_is_retried(lab):
     assert apply(lab, desired).skipped
 
 
+def test_kernel_drift_is_repaired_at_refresh_not_by_datastore_changes(lab):
+    """Felix 1.4 updates from what it wrote: a rule deleted by hand and a flushed ipset stay
+    broken across unrelated datastore changes, until the IptablesRefreshInterval check."""
+    now = [1000.0]
+    dp = Dataplane(clock=lambda: now[0])
+    run = lambda desired: lab["worker"].call(dp.apply, desired)
+    two = [endpoint(A_IF, A_IP, ["net1"]), endpoint(C_IF, C_IP, ["net2"])]
+    assert run(render(snapshot(endpoints=two), HOST)).ok              # the full first apply
+    rule = "-A felix-p-net1-i -m set --match-set felix-v4-net1 src -j MARK --set-xmark 0x1000000/0x1000000"
+    assert rule in save(lab)
+    nsexec(lab["h"], "iptables", "-w", *rule.replace("-A ", "-D ", 1).split())
+    nsexec(lab["h"], "ipset", "flush", "felix-v4-net1")
+    now[0] += 5                                     # another endpoint joins net1
+    res = run(render(snapshot(endpoints=[*two, endpoint(B_IF, B_IP, ["net1"])]), HOST))
+    assert res.ok and any("felix-to-bbbb0000002" in c for c in res.changes), res.changes
+    assert rule not in save(lab), "an unrelated change rewrote the profile chain"
+    assert ipset_members(lab, "felix-v4-net1") == {B_IP}, "only the new member was added"
+    assert not ping(lab["b"], A_IP)                 # the fault holds: net1 -> net1 dropped
+    now[0] += 61                                    # IptablesRefreshInterval (60 s) elapsed
+    res = run(render(snapshot(endpoints=[*two, endpoint(B_IF, B_IP, ["net1"])]), HOST))
+    assert res.ok and rule in save(lab), res.changes
+    assert ipset_members(lab, "felix-v4-net1") == {A_IP, B_IP}
+    assert ping(lab["b"], A_IP)
+
+
 class MemoryDatastore:
     """snapshot() / wait_for_change(index, timeout) over an in-memory Snapshot."""
 

@@ -2,15 +2,17 @@
 once they are undone.
 
 Policy changed with calicoctl shows against the baseline matrix (`--baseline`): the engine
-follows the datastore, so only the comparison with before reveals it.
-(Dataplane faults the datastore does not show — a rule deleted from a felix-p chain, a
-felix-v4 ipset flushed — are not covered yet: creating the run's probe workloads changes the
-datastore, and Felix rewrites its chains and ipsets before the probes go out.)
+follows the datastore, so only the comparison with before reveals it. Dataplane faults the
+datastore does not show (a rule deleted from a felix-p chain, a felix-v4 ipset flushed) fail
+the suite on their own; Felix, like 1.4's, repairs them only at its IptablesRefreshInterval
+check, which the test raises for the duration so that the fault holds.
 """
 from __future__ import annotations
 
 import json
 import re
+import shlex
+import time
 
 import pytest
 
@@ -34,24 +36,71 @@ def seed(tmp_path_factory):
         assert lab_cli("down").returncode == 0
 
 
-def _observed() -> dict[str, bool]:
-    """The last run's matrix (reports/acl-matrix.json), keyed like the snapshot's."""
-    run = json.loads((ROOT / "reports" / "acl-matrix.json").read_text())
-
-    def name(w):  # cst-<run id>-<network>-<node> -> network@node
-        network, _, node = w.split("-", 2)[2].rpartition("-")
-        return f"{network}@{node}"
-    return {f"{name(c['src'])} -> {name(c['dst'])} {c['probe']}": c["first"].startswith("answered")
-            for c in run["cells"]}
+def _observed() -> tuple[dict[str, bool], set[str]]:
+    """The last run's matrix (reports/acl-matrix.json), keyed like the snapshot's, and the
+    keys of its cells that differ from the policy engine."""
+    from fixtures.acl import AclRun, matrix_summary
+    run = AclRun.from_json((ROOT / "reports" / "acl-matrix.json").read_text())
+    prefix = "-".join(run.destinations[0].split("-", 2)[:2])      # cst-<run id>
+    keys = list(matrix_summary(run, prefix))                       # in cell order
+    return matrix_summary(run, prefix), {k for k, c in zip(keys, run.cells) if c.status == "wrong"}
 
 
 def _key(k):
-    m = re.fullmatch(r"(\S+)@(\S+) -> (\S+)@(\S+) (\S+)", k)
-    return m.groups()     # src net, src node, dst net, dst node, probe
+    """src net, src node, dst net, dst node, probe, and whether the source is the lab's own
+    workload ("app/app_container_1@node2") rather than a probe workload ("app@node2")."""
+    m = re.fullmatch(r"([^/@ ]+)(/\S+)?@(\S+) -> (\S+)@(\S+) (\S+)", k)
+    src, own, sn, d, dn, p = m.groups()
+    return src, sn, d, dn, p, own is not None
 
 
 def _calicoctl(lab, *args):
     return lambda: lab.calicoctl("node1", *args)
+
+
+REFRESH_KEY = "/calico/v1/host/{}/config/IptablesRefreshInterval"
+
+
+def _held(lab, node, plant_fault):
+    """Plant a kernel fault on `node` that Felix must not repair before the suite has run: its
+    refresh interval goes up first (Felix applies config in well under a second). Restoring
+    deletes that setting: Felix's next refresh (60 s) repairs the kernel."""
+    key = REFRESH_KEY.format(node)
+
+    def plant():
+        with lab.in_mgmt():
+            lab.etcd().write(key, "3600")
+        time.sleep(1)
+        plant_fault()
+
+    def restore():
+        with lab.in_mgmt():
+            lab.etcd().delete(key)
+    return plant, restore
+
+
+def _felix_rule(lab, node, chain_suffix, pattern):
+    """(chain, rule spec) of the first rule in a felix-p-…-<suffix> chain whose spec contains
+    `pattern` (profile chains are named after network ids, so they are looked up)."""
+    for line in lab.sh(node, "iptables-save", "-t", "filter").splitlines():
+        head, _, spec = line.partition(" ")[2].partition(" ")
+        if (line.startswith("-A felix-p-") and head.endswith(chain_suffix)
+                and pattern in spec and "MARK" in spec):
+            return head, spec
+    raise AssertionError(f"{node}: no felix-p-*{chain_suffix} rule with {pattern!r}")
+
+
+def _delete_web_80_443(lab):
+    node = "node1"
+    chain, spec = _felix_rule(lab, node, "-i", "--dports 80,443")
+    return _held(lab, node, lambda: lab.sh(node, "iptables", "-w", "-D", chain, *shlex.split(spec)))
+
+
+def _flush_db_users(lab):
+    node = "node1"
+    _, spec = _felix_rule(lab, node, "-i", "--dports 3306")
+    ipset = shlex.split(spec)[shlex.split(spec).index("--match-set") + 1]
+    return _held(lab, node, lambda: lab.sh(node, "ipset", "flush", ipset))
 
 
 MUTATIONS = {
@@ -60,15 +109,26 @@ MUTATIONS = {
     "web-loses-80-443": (
         lambda lab: (_calicoctl(lab, "profile", "web", "rule", "remove", "inbound", "allow", "tcp", "to", "ports", "80,443"),
                      _calicoctl(lab, "profile", "web", "rule", "add", "inbound", "allow", "tcp", "to", "ports", "80,443")),
-        lambda s, sn, d, dn, p: d == "web" and s != "web" and p in ("tcp/80", "tcp/443")),
+        lambda s, sn, d, dn, p, own: d == "web" and s != "web" and p in ("tcp/80", "tcp/443")),
     "app-loses-db-users-tag": (
         lambda lab: (_calicoctl(lab, "profile", "app", "tag", "remove", "db-users"),
                      _calicoctl(lab, "profile", "app", "tag", "add", "db-users")),
-        lambda s, sn, d, dn, p: s == "app" and d == "mysqldb" and p == "tcp/3306"),
+        lambda s, sn, d, dn, p, own: s == "app" and d == "mysqldb" and p == "tcp/3306"),
     "deny-443-inserted-first": (
         lambda lab: (_calicoctl(lab, "profile", "web", "rule", "add", "inbound", "--at=1", "deny", "tcp", "to", "ports", "443"),
                      _calicoctl(lab, "profile", "web", "rule", "remove", "inbound", "--at=1")),
-        lambda s, sn, d, dn, p: d == "web" and p == "tcp/443"),
+        lambda s, sn, d, dn, p, own: d == "web" and p == "tcp/443"),
+    # dataplane faults: only node1's kernel changes
+    "felix-p-rule-deleted": (
+        _delete_web_80_443,
+        lambda s, sn, d, dn, p, own: d == "web" and dn == "node1" and s != "web"
+        and p in ("tcp/80", "tcp/443")),
+    # the probe workloads created afterwards are added to the set again (Felix adds members
+    # incrementally): only the lab's own db-users members lose mysqldb@node1's port 3306
+    "felix-v4-ipset-flushed": (
+        _flush_db_users,
+        lambda s, sn, d, dn, p, own: own and s == "app" and d == "mysqldb" and dn == "node1"
+        and p == "tcp/3306"),
 }
 
 
@@ -80,7 +140,7 @@ def test_acl_suite_fails_on_exactly_the_affected_cells(seed, tmp_path, name):
     plant()
     try:
         run = run_suites(tmp_path, "suites/acl", "--lab-attach", "-n", "2", f"--baseline={before_file}")
-        now = _observed()
+        now, wrong = _observed()
     finally:
         restore()
     assert run.rc != 0, f"{name}: the acl suite passed\n{run.output[-2000:]}"
@@ -89,5 +149,7 @@ def test_acl_suite_fails_on_exactly_the_affected_cells(seed, tmp_path, name):
     assert changed == predicted, (f"{name}: changed cells {sorted(changed)[:10]}… ({len(changed)}), "
                                   f"expected {sorted(predicted)[:10]}… ({len(predicted)}); "
                                   f"extra {sorted(changed - predicted)[:5]}, missing {sorted(predicted - changed)[:5]}")
+    if name.startswith("felix-"):      # the datastore is unchanged: the engine itself disagrees
+        assert wrong == predicted, f"{name}: cells differing from the engine: {sorted(wrong)[:10]}"
     proc.wait_until(lambda: run_suites(tmp_path, "suites/acl", "--lab-attach", "-n", "2",
-                                       f"--baseline={before_file}").rc == 0, 60, f"the lab to recover from {name}", 1)
+                                       f"--baseline={before_file}").rc == 0, 150, f"the lab to recover from {name}", 1)

@@ -7,6 +7,12 @@ Names that came from etcd reach argv or /proc paths only after render() validate
 Order of one apply: kernel checks -> ipsets (create/refill by swap) -> iptables filter + nat
 (one atomic iptables-restore each) -> destroy stale felix ipsets -> tunl0 -> per endpoint
 sysctls, routes and static ARP -> stale routes / ARP entries on prefix interfaces.
+
+Like Felix 1.4, chains and ipsets are updated from what this process last programmed: a
+datastore change rewrites only the chains whose contents changed and adds or deletes only the
+changed ipset members. Drift in the kernel (a rule deleted by hand, an ipset flushed) is
+repaired by the full comparison with the kernel every IptablesRefreshInterval seconds (and at
+start or after an error), not by unrelated datastore changes.
 """
 from __future__ import annotations
 
@@ -82,11 +88,13 @@ def _targets(spec: str) -> set[str]:
     return {toks[i + 1] for i, t in enumerate(toks[:-1]) if t in ("-j", "-g")}
 
 
-def table_update(table: str, desired_chains, inserts, saved: str) -> tuple[str, list[str]]:
+def table_update(table: str, desired_chains, inserts, saved: str,
+                 keep: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
     """The iptables-restore --noflush text that brings a table from `saved` (iptables-save
-    output) to the desired felix chains and kernel-chain inserts, and a summary of changes."""
+    output) to the desired felix chains and kernel-chain inserts, and a summary of changes.
+    Chains named in `keep` are wanted but left as they are (an incremental update)."""
     chains = list(desired_chains)
-    desired_names = {name for name, _ in chains}
+    desired_names = {name for name, _ in chains} | set(keep)
     existing, rules = parse_iptables_save(saved)
     notes: list[str] = []
     kernel_ops: list[str] = []
@@ -155,14 +163,26 @@ def _norm_member(member: str) -> str:
     return member[:-3] if member.endswith("/32") else member
 
 
-def ipset_update(desired: tuple[IpsetSpec, ...], current: dict[str, dict]) -> tuple[str, list[str]]:
-    """`ipset restore` text refilling every desired set that differs (via its tmp set + swap)."""
+def ipset_update(desired: tuple[IpsetSpec, ...], current: dict[str, dict],
+                 programmed: dict[str, tuple] | None = None) -> tuple[str, list[str]]:
+    """`ipset restore` text refilling every desired set that differs (via its tmp set + swap).
+    With `programmed` (set name -> ipset_key() of what was last written), a set written before
+    with the same type only gets the members added or deleted since (Felix's incremental
+    update; the kernel's members are not compared)."""
     lines: list[str] = []
     notes: list[str] = []
     for spec in desired:
         want = {_norm_member(m) for m in spec.members}
         cur = current.get(spec.name)
         tmp = spec.tmp_name
+        last = (programmed or {}).get(spec.name)
+        if last is not None and cur is not None and last[:3] == ipset_key(spec)[:3]:
+            added, gone = sorted(want - last[3]), sorted(last[3] - want)
+            lines += [f"add {spec.name} {m} -exist" for m in added]
+            lines += [f"del {spec.name} {m} -exist" for m in gone]
+            if added or gone:
+                notes.append(f"ipset {spec.name}: +{len(added)} -{len(gone)} member(s)")
+            continue
         if (cur is not None and cur["type"] == spec.set_type and cur["family"] == spec.family
                 and cur["maxelem"] == spec.maxelem
                 and {_norm_member(m) for m in cur["members"]} == want):
@@ -183,6 +203,12 @@ def ipset_update(desired: tuple[IpsetSpec, ...], current: dict[str, dict]) -> tu
     return ("\n".join(lines) + "\n" if lines else ""), notes
 
 
+def ipset_key(spec: IpsetSpec) -> tuple:
+    """What an ipset was programmed as: (type, family, maxelem, members)."""
+    return (spec.set_type, spec.family, spec.maxelem,
+            frozenset(_norm_member(m) for m in spec.members))
+
+
 def _default_run(argv, check=False, input=None):
     from lab.proc import run
     return run(argv, check=check, input=input)
@@ -197,7 +223,9 @@ class Dataplane:
         self._clock = clock
         self._last_desired: Desired | None = None
         self._last_full = float("-inf")
-        self._last_iptables: dict[str, tuple[str, float]] = {}   # table -> (text, when)
+        self._last_reconcile = float("-inf")     # last full comparison with the kernel
+        self._chains: dict[str, tuple] = {}   # table -> ({chain: fragments}, inserts) written
+        self._sets: dict[str, tuple] = {}                # ipset -> ipset_key() written
         self._pending: list[str] = []
 
     # -- helpers ------------------------------------------------------------------------
@@ -261,6 +289,11 @@ class Dataplane:
             result.errors.append(str(exc))
             result.seconds = self._clock() - start
             return result
+        reconcile = (force or start - self._last_reconcile
+                     >= desired.config.iptables_refresh_interval)
+        if reconcile:                     # compare with the kernel, not with what we wrote
+            self._chains.clear()
+            self._sets.clear()
         current_sets: dict[str, dict] = {}
 
         def read_sets(res):
@@ -269,9 +302,8 @@ class Dataplane:
         step("ipset save", read_sets)
         step("ipsets", self._apply_ipsets, desired, current_sets)
         step("iptables filter", self._apply_table, "filter", desired.filter_chains,
-             desired.filter_inserts, force)
-        step("iptables nat", self._apply_table, "nat", desired.nat_chains, desired.nat_inserts,
-             force)
+             desired.filter_inserts)
+        step("iptables nat", self._apply_table, "nat", desired.nat_chains, desired.nat_inserts)
         step("stale ipsets", self._destroy_stale_sets, desired, current_sets)
         links: dict[str, dict] = {}
 
@@ -287,16 +319,20 @@ class Dataplane:
         if not result.errors:
             self._last_desired = desired
             self._last_full = start
-        else:
+            if reconcile:
+                self._last_reconcile = start
+        else:                             # next time: everything, against the kernel
             self._last_desired = None
+            self._last_reconcile = float("-inf")
         result.seconds = self._clock() - start
         return result
 
     def _apply_ipsets(self, result: ApplyResult, desired: Desired, current: dict) -> None:
-        text, notes = ipset_update(desired.ipsets, current)
+        text, notes = ipset_update(desired.ipsets, current, self._sets)
         if text:
             self._cmd(["ipset", "restore"], input=text, what="ipset restore")
             result.changes += notes
+        self._sets = {spec.name: ipset_key(spec) for spec in desired.ipsets}
 
     def _destroy_stale_sets(self, result: ApplyResult, desired: Desired, current: dict) -> None:
         wanted = {s.name for s in desired.ipsets} | {s.tmp_name for s in desired.ipsets}
@@ -312,30 +348,31 @@ class Dataplane:
         if problems:
             raise DataplaneError("cannot destroy stale ipsets, will retry: " + ", ".join(problems))
 
-    def _apply_table(self, result: ApplyResult, table: str, chains, inserts, force: bool) -> None:
-        text = ch.restore_text(table, chains) + "".join(f"{c} {s}\n" for c, s in inserts)
-        now = self._clock()
-        last = self._last_iptables.get(table)
-        if (not force and last is not None and last[0] == text
-                and now - last[1] < self._refresh_interval()):
+    def _apply_table(self, result: ApplyResult, table: str, chains, inserts) -> None:
+        """Write the chains that differ from what was last written here (all of them, compared
+        with the kernel, when nothing is recorded: at start, after an error, at refresh)."""
+        chains, inserts = list(chains), tuple(inserts)
+        written = self._chains.get(table)
+        fresh = {name: tuple(frags) for name, frags in chains}
+        if written is not None and written == (fresh, inserts):
             return
+        changed = [(name, frags) for name, frags in chains
+                   if written is None or written[0].get(name) != tuple(frags)]
+        keep = frozenset(fresh) - {name for name, _ in changed}
         saved = self._cmd(["iptables-save", "-t", table])
-        restore, notes = table_update(table, chains, inserts, saved)
+        restore, notes = table_update(table, changed, inserts, saved, keep)
         before = parse_iptables_save(saved)[1]
         self._cmd(["iptables-restore", "-w", "--noflush"], input=restore,
                   what=f"iptables-restore ({table})")
-        self._last_iptables[table] = (text, now)
+        self._chains[table] = (fresh, inserts)
         after = parse_iptables_save(self._cmd(["iptables-save", "-t", table]))[1]
-        changed = sorted(c for c in set(before) | set(after)
-                         if c.startswith(n.FELIX_PREFIX) and before.get(c) != after.get(c))
-        if changed:
-            result.changes.append(f"{table}: rewrote {len(changed)} chain(s): "
-                                  + ", ".join(changed[:6]) + (" …" if len(changed) > 6 else ""))
+        changed_names = sorted(c for c in set(before) | set(after)
+                               if c.startswith(n.FELIX_PREFIX) and before.get(c) != after.get(c))
+        if changed_names:
+            result.changes.append(f"{table}: rewrote {len(changed_names)} chain(s): "
+                                  + ", ".join(changed_names[:6])
+                                  + (" …" if len(changed_names) > 6 else ""))
         result.changes += notes
-
-    def _refresh_interval(self) -> float:
-        d = self._last_desired
-        return d.config.iptables_refresh_interval if d is not None else 60.0
 
     def _apply_tunnel(self, result: ApplyResult, desired: Desired, links: dict) -> None:
         t = desired.tunnel
