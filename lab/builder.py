@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from typing import Callable
 
-from . import docker_api, image, netns, paths, preflight, provision, state, teardown
+from . import docker_api, image, netns, paths, preflight, provision, sshd, state, teardown
 from .calico import image as calico_image
 from .errors import LabError
 from .proc import Daemon, run, spawn, wait_until
@@ -64,6 +64,8 @@ def _build(st: state.LabState, log: Log, calico: bool) -> None:
     _make_fabric(topo)
     for node in topo.nodes:
         _make_node_namespaces(topo, node.name, node.ip)
+    sshd.start(st)   # waited for below, beside the slower dockerds
+    st.save()
     log(f"fabric, {len(topo.nodes)} node namespaces and {topo.management.name}: "
         f"{time.monotonic() - t0:.1f}s")
 
@@ -78,10 +80,12 @@ def _build(st: state.LabState, log: Log, calico: bool) -> None:
             st.daemons[f"dockerd@{node.name}"] = _start_dockerd(topo, node.name, node.ip)
         st.save()
         tar = image.build_rootfs_tar(paths.IMAGE_TAR)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(topo.nodes)) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(topo.nodes) + 1) as pool:
+            ssh_ready = pool.submit(sshd.wait_ready, st)   # beside the slower dockerds
             list(pool.map(lambda n: _ready_node(st, n, tar), topo.node_names))
-        log(f"{len(topo.nodes)} dockerd(s) up with {image.IMAGE} and the calico images: "
-            f"{time.monotonic() - t0:.1f}s")
+            ssh_ready.result()
+        log(f"{len(topo.nodes)} dockerd(s) up with {image.IMAGE} and the calico images, "
+            f"sshd on every node: {time.monotonic() - t0:.1f}s")
         st.save()
         if calico:
             provision.provision(st, log)
@@ -140,9 +144,10 @@ def _make_node_namespaces(topo: Topology, node: str, ip: str) -> None:
     for d in (cg, exp, p.var_log):
         os.makedirs(d, exist_ok=True)
     q = shlex.quote
-    # A private /run per node (docker.sock, plugins, xtables.lock) with the host-visible
-    # run dir moved back over it; a fresh /sys so /sys/class/net shows this netns; own
-    # /etc/docker so each engine has its own identity. `mount -n` keeps /run/mount clean.
+    # A private /run per node (docker.sock, plugins, xtables.lock, sshd's privsep chroot
+    # /run/sshd) with the host-visible run dir moved back over it; a fresh /sys so
+    # /sys/class/net shows this netns; own /etc/docker so each engine has its own identity.
+    # `mount -n` keeps /run/mount clean.
     script = f"""
 hostname {q(node)}
 mount -n --rbind /sys/fs/cgroup {q(cg)}
@@ -151,9 +156,13 @@ mount -n -t sysfs sysfs /sys
 mount -n --move {q(cg)} /sys/fs/cgroup
 mount -n -t tmpfs -o mode=755 tmpfs /run
 mkdir -p {q(p.run_dir)} /run/docker/plugins /run/lock
+mkdir -m 0755 /run/sshd
 mount -n --move {q(exp)} {q(p.run_dir)}
 mount -n --bind {q(p.etc_docker)} /etc/docker
 mount -n --bind {q(p.var_log)} /var/log
+# a tutorial host's root has no personal shell setup: this machine's (pyenv init…) would
+# run before every command over SSH (bash sources ~/.bashrc for sshd's sessions)
+if [ -f /root/.bashrc ]; then mount -n --bind /dev/null /root/.bashrc; fi
 """
     run(netns.nsenter(["unshare", f"--mount={p.mnt_file}", f"--uts={p.uts_file}",
                        "--propagation", "private", "sh", "-ec", script], net=p.netns_file))

@@ -80,6 +80,45 @@ def cmd_status(args) -> int:
     return 0 if all(d.alive() for d in st.daemons.values()) else 1
 
 
+def cmd_inventory(args) -> int:
+    """An inventory of the running lab: its nodes over SSH, as a real lab's would be."""
+    import yaml
+    from .inventory import load_inventory
+    from .sshd import lab_ssh_material
+    st = state.require_running()
+    topo, material = st.topology, lab_ssh_material(st)
+    hosts = {}
+    for n in topo.nodes:
+        ip, port = material.hosts[n.name]
+        hosts[n.name] = {"address": ip, **({"port": port} if port != 22 else {}),
+                         "roles": list(n.roles), **({"as_num": n.as_num} if n.as_num else {})}
+    data = {"version": 1, "name": topo.name,
+            "ssh": {"user": "root", "key_file": material.key_file,
+                    "known_hosts": material.known_hosts, "host_key_policy": "verify"},
+            "etcd": {"endpoints": [topo.etcd_url], "host": topo.etcd.node}, "hosts": hosts}
+    mgmt = st.mgmt_netns_file
+    text = (f"# The embedded lab {topo.name} (id {st.lab_id}) as a real lab's inventory, written by\n"
+            f"# `python -m lab inventory`. Its addresses are reached from the management namespace:\n"
+            f"#   nsenter --net={mgmt} .venv/bin/python -m pytest suites/ --inventory FILE\n"
+            + yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    folder, base = os.path.split(os.path.abspath(args.output))
+    tmp = os.path.join(folder, f".{base}.partial.yaml")
+    with open(tmp, "w") as f:
+        f.write(text)
+    load_inventory(tmp)            # what we write must be what we accept
+    os.replace(tmp, args.output)
+    print(f"inventory of {len(hosts)} node(s) written to {args.output}")
+    return 0
+
+
+def cmd_provision(args) -> int:
+    from .provision_hosts import main_provision
+    return main_provision(args.inventory, args.dry_run, log=lambda m: print(m, flush=True))
+
+
 def _host(st, name: str):
     hosts = lab_hosts(st.topology)
     if name not in hosts:
@@ -133,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("node")
     ex.add_argument("command", nargs=argparse.REMAINDER)
     ex.set_defaults(func=cmd_exec)
+    inv = sub.add_parser("inventory", help="write an inventory (SSH) of the running lab")
+    inv.add_argument("-o", "--output", help="file to write (default: standard output)")
+    inv.set_defaults(func=cmd_inventory)
+    prov = sub.add_parser("provision", help="the tutorial's setup on a real lab's hosts (SSH)")
+    prov.add_argument("--inventory", required=True, metavar="FILE", help="the lab's inventory")
+    prov.add_argument("--dry-run", action="store_true", help="only print what would change")
+    prov.set_defaults(func=cmd_provision)
     sh = sub.add_parser("shell", help="interactive shell on a node, set up as the tutorial's")
     sh.add_argument("node")
     sh.set_defaults(func=cmd_shell)

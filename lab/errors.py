@@ -10,3 +10,7 @@ class LabError(Exception):
 
 class TopologyError(LabError):
     """A topology file that is missing, not YAML, or not a valid lab description."""
+
+
+class InventoryError(LabError):
+    """An inventory file (a real lab's hosts) that is missing, unreadable or invalid."""

@@ -32,6 +32,7 @@ FABRIC_NETNS = f"{PREFIX}-fabric"
 FABRIC_BRIDGE = "br0"
 ETCD_DIR = f"{VAR}/etcd"
 IMAGE_TAR = f"{VAR}/calico-net-test.tar"
+SSH_DIR = f"{VAR}/ssh"          # the nodes' sshd keys and configs, the lab's client key
 
 
 def netns_path(netns: str) -> str:

@@ -22,7 +22,8 @@ class LabState:
     topology: Topology
     lab_id: str
     created: float = field(default_factory=time.time)
-    daemons: dict[str, Daemon] = field(default_factory=dict)   # "etcd", "dockerd@node1", …
+    # "etcd", "dockerd@node1", "sshd@node1", …
+    daemons: dict[str, Daemon] = field(default_factory=dict)
 
     # -- derived views --------------------------------------------------------------------
     def node_paths(self, node: str) -> paths.NodePaths:

@@ -2,8 +2,10 @@
 
 `down` stops what the state file names, gently and in order (containers, dockerds, etcd).
 `sweep` then finds everything else by what it is rather than by what was recorded: any
-process inside a lab namespace or a lab cgroup, the `calab-*` namespaces, the namespace
-files, cgroups and directories. That is what makes `up` after a kill -9 safe.
+process inside a lab namespace or a lab cgroup (the nodes' sshds and their sessions too, and
+an sshd run with a lab config wherever it is), the `calab-*` namespaces, the namespace
+files, cgroups and directories (the ssh keys live under VAR). That is what makes `up`
+after a kill -9 safe.
 """
 from __future__ import annotations
 
@@ -86,16 +88,30 @@ def _ns_inode(path: str) -> int | None:
 
 
 def lab_processes() -> list[int]:
-    """PIDs living in a lab namespace or a lab cgroup (never ours or our ancestors')."""
+    """PIDs living in a lab namespace or a lab cgroup, or a node's sshd found by its config
+    (never ours or our ancestors')."""
     inodes = {i for i in map(_ns_inode, lab_netns_files() + ns_files()) if i is not None}
     spared = _self_and_ancestors()
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in spared:
             continue
-        if _in_lab(entry, inodes):
+        if _in_lab(entry, inodes) or _is_lab_sshd(entry):
             pids.append(int(entry))
     return sorted(pids)
+
+
+def _is_lab_sshd(pid: str) -> bool:
+    """An sshd started with one of this lab's configs: found even when the namespace files
+    that would otherwise identify it are already gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() != "sshd":
+                return False
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f"{paths.SSH_DIR}/".encode() in f.read()
+    except OSError:
+        return False
 
 
 def _in_lab(pid: str, inodes: set[int]) -> bool:

@@ -42,12 +42,19 @@ class SuiteRun:
         return {k for k, v in self.outcomes.items() if v in ("failed", "error")}
 
 
-def run_suites(tmp_path: Path, *args: str, timeout: float = 300) -> SuiteRun:
+def suites_argv(xml: Path, *args: str, netns_file: str | None = None) -> list[str]:
+    """`pytest suites/… ARGS` writing JUnit XML; with netns_file, run inside that network
+    namespace (as an operator host on the lab's fabric would)."""
+    argv = [sys.executable, "-m", "pytest", *args, f"--junitxml={xml}", "-q", "-p", "no:cacheprovider"]
+    return ["nsenter", f"--net={netns_file}", *argv] if netns_file else argv
+
+
+def run_suites(tmp_path: Path, *args: str, timeout: float = 300,
+               netns_file: str | None = None) -> SuiteRun:
     """`pytest suites/… ARGS` in a subprocess, results read back from its JUnit XML."""
     xml = tmp_path / f"junit-{len(list(tmp_path.glob('junit-*.xml')))}.xml"
-    cp = subprocess.run([sys.executable, "-m", "pytest", *args, f"--junitxml={xml}", "-q",
-                         "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
-                        timeout=timeout, stdin=subprocess.DEVNULL)
+    cp = subprocess.run(suites_argv(xml, *args, netns_file=netns_file), cwd=ROOT,
+                        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     outcomes, messages = {}, {}
     if xml.exists():
         for case in ET.parse(xml).iter("testcase"):

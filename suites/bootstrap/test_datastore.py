@@ -11,7 +11,7 @@ def _read(lab, key):
     except etcd.EtcdKeyNotFound:
         return None
     except etcd.EtcdException as exc:
-        pytest.fail(f"etcd at {lab.topology.etcd_url} unreadable: {exc}", pytrace=False)
+        pytest.fail(f"etcd at {lab.etcd_url} unreadable: {exc}", pytrace=False)
 
 
 def test_datastore_ready(lab):

@@ -9,14 +9,14 @@ def _docker_info(lab, node):
     try:
         return lab.docker(node).info()
     except docker_api.ERRORS as exc:
-        pytest.fail(f"{node}: dockerd does not answer on {lab.docker_sock(node)} "
+        pytest.fail(f"{node}: dockerd does not answer at {lab.docker_url(node)} "
                     f"({type(exc).__name__}); is docker running on {node}?", pytrace=False)
 
 
 def test_docker_cluster_store(lab, node):
     """override.conf's --cluster-store=etcd://<etcd> is what makes calico networks global."""
     info = _docker_info(lab, node)
-    expected = f"etcd://{lab.topology.etcd_authority}"
+    expected = f"etcd://{lab.etcd_authority}"
     seen = info.get("ClusterStore") or "none"
     assert seen == expected, (
         f"{node}: docker info shows cluster store {seen!r}, expected {expected!r}: dockerd must "
