@@ -1,5 +1,6 @@
 """lab/provision_hosts.py without a host: the files it writes, compared with the tutorial's own
-text (shared/seed), the plan's order and triggers, and the one-line refusals.
+text (quoted in tests/tutorial_texts.py, checked against shared/seed when it is there), the
+plan's order and triggers, and the one-line refusals.
 
 Building a plan contacts no host (checks run only in `run`), so the hosts here are lab
 transports that are never used."""
@@ -14,9 +15,8 @@ import pytest
 from lab import paths, provision_hosts as ph
 from lab.errors import LabError
 from lab.transport import LocalNamespaceHost
-from tests.tutorial_texts import SEED
+from tests.tutorial_texts import SEED, TUTORIAL_DOCKERFILE, TUTORIAL_FILES
 
-TUTORIAL = SEED.read_text(encoding="utf-8")
 AUTH = "192.168.20.1:2379"
 SEED_TARGET = ph.ProvisionTarget((("node1", "192.168.20.1", ("calico-node",)),
                                   ("node2", "192.168.20.2", ("calico-node",))), "node1", AUTH)
@@ -52,9 +52,14 @@ fi
 
 
 def quoted(marker: str) -> list[str]:
-    """The tutorial's `>`-quoted file after `marker`, markdown undone, blank lines dropped
-    (the tutorial puts a blank quote line between most lines)."""
-    lines = TUTORIAL[TUTORIAL.index(marker):].splitlines()[1:]
+    """The tutorial's `>`-quoted file after `marker`."""
+    return TUTORIAL_FILES[marker]
+
+
+def seed_quoted(tutorial: str, marker: str) -> list[str]:
+    """The same read from the tutorial itself: the `>` lines after `marker`, markdown undone,
+    blank lines dropped (the tutorial puts a blank quote line between most lines)."""
+    lines = tutorial[tutorial.index(marker):].splitlines()[1:]
     out = []
     for line in lines:
         if line.strip() and not line.startswith(">"):
@@ -65,6 +70,14 @@ def quoted(marker: str) -> list[str]:
         if text:
             out.append(text)
     return out
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="seed tutorial not available")
+def test_quoted_files_are_the_seeds():
+    tutorial = SEED.read_text(encoding="utf-8")
+    assert {m: seed_quoted(tutorial, m) for m in TUTORIAL_FILES} == TUTORIAL_FILES
+    after = tutorial[tutorial.index("Dockerfile 如下"):]
+    assert after.split("```")[1].lstrip("\n") == TUTORIAL_DOCKERFILE
 
 
 def nonblank(text: str) -> list[str]:
@@ -134,9 +147,7 @@ def test_set_line_without_a_final_newline_or_file():
 
 
 def test_dockerfile_is_the_tutorials():
-    after = TUTORIAL[TUTORIAL.index("Dockerfile 如下"):]
-    block = after.split("```")[1].lstrip("\n")
-    assert ph.DOCKERFILE == block
+    assert ph.DOCKERFILE == TUTORIAL_DOCKERFILE
 
 
 # -- the plan, built without touching a host -----------------------------------------------------
