@@ -145,7 +145,7 @@ def profile(name, extra_inbound=()):
                          ({"action": "allow"},))
 
 
-def snapshot(endpoints=None, profiles=None, index=1):
+def snapshot(endpoints=None, profiles=None, index=1, host_config=()):
     if endpoints is None:
         endpoints = [endpoint(A_IF, A_IP, ["net1"]), endpoint(B_IF, B_IP, ["net1"]),
                      endpoint(C_IF, C_IP, ["net2"]),
@@ -155,7 +155,7 @@ def snapshot(endpoints=None, profiles=None, index=1):
     return model.Snapshot(
         etcd_index=index, ready=True,
         hosts=(model.Host(HOST, "192.168.20.1", "192.168.20.1",
-                          config=(("DefaultEndpointToHostAction", "RETURN"),)),
+                          config=(("DefaultEndpointToHostAction", "RETURN"), *host_config)),
                model.Host("cfnode2", "192.168.20.2", "192.168.20.2")),
         profiles=tuple(profiles), endpoints=tuple(endpoints))
 
@@ -382,6 +382,12 @@ def test_kernel_drift_is_repaired_at_refresh_not_by_datastore_changes(lab):
     assert res.ok and rule in save(lab), res.changes
     assert ipset_members(lab, "felix-v4-net1") == {A_IP, B_IP}
     assert ping(lab["b"], A_IP)
+    # a config change restarts real Felix, which starts over against the kernel
+    nsexec(lab["h"], "ipset", "flush", "felix-v4-net1")
+    now[0] += 1
+    res = run(render(snapshot(endpoints=[*two, endpoint(B_IF, B_IP, ["net1"])],
+                              host_config=(("IptablesRefreshInterval", "3600"),)), HOST))
+    assert res.ok and ipset_members(lab, "felix-v4-net1") == {A_IP, B_IP}, res.changes
 
 
 class MemoryDatastore:

@@ -5,7 +5,8 @@ Policy changed with calicoctl shows against the baseline matrix (`--baseline`): 
 follows the datastore, so only the comparison with before reveals it. Dataplane faults the
 datastore does not show (a rule deleted from a felix-p chain, a felix-v4 ipset flushed) fail
 the suite on their own; Felix, like 1.4's, repairs them only at its IptablesRefreshInterval
-check, which the test raises for the duration so that the fault holds.
+check (or when a config change restarts it), which the test raises for the duration so that
+the fault holds.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ REFRESH_KEY = "/calico/v1/host/{}/config/IptablesRefreshInterval"
 def _held(lab, node, plant_fault):
     """Plant a kernel fault on `node` that Felix must not repair before the suite has run: its
     refresh interval goes up first (Felix applies config in well under a second). Restoring
-    deletes that setting: Felix's next refresh (60 s) repairs the kernel."""
+    deletes that setting: a config change restarts Felix, which repairs the kernel."""
     key = REFRESH_KEY.format(node)
 
     def plant():

@@ -12,7 +12,8 @@ Like Felix 1.4, chains and ipsets are updated from what this process last progra
 datastore change rewrites only the chains whose contents changed and adds or deletes only the
 changed ipset members. Drift in the kernel (a rule deleted by hand, an ipset flushed) is
 repaired by the full comparison with the kernel every IptablesRefreshInterval seconds (and at
-start or after an error), not by unrelated datastore changes.
+start, after a config change, which restarts real Felix, or after an error), not by unrelated
+datastore changes.
 """
 from __future__ import annotations
 
@@ -289,7 +290,9 @@ class Dataplane:
             result.errors.append(str(exc))
             result.seconds = self._clock() - start
             return result
-        reconcile = (force or start - self._last_reconcile
+        # a config change restarts real Felix (spec §5): it starts over against the kernel
+        restarted = self._last_desired is not None and desired.config != self._last_desired.config
+        reconcile = (force or restarted or start - self._last_reconcile
                      >= desired.config.iptables_refresh_interval)
         if reconcile:                     # compare with the kernel, not with what we wrote
             self._chains.clear()
