@@ -15,6 +15,7 @@ import json
 import secrets
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -172,3 +173,20 @@ def test_ssh_failure_is_one_clear_line(seed, tmp_path, case):
     err = [line for line in cp.stderr.splitlines() if line.strip()]
     assert cp.returncode == 4 and len(err) == 1 and "Traceback" not in cp.stderr, cp.stderr[-2000:]
     assert expect in err[0] and "ssh node" in err[0], err[0]
+
+
+def test_provision_cli_dry_run_then_refusal(seed, tmp_path):
+    """`python -m lab provision`: the dry run lists what would change and changes nothing; a
+    real run on these hosts (no systemd) is one line, before anything is changed."""
+    lab, inv = seed
+    keys, containers = _state(lab)
+    argv = ["nsenter", f"--net={lab.st.mgmt_netns_file}", sys.executable, "-m", "lab",
+            "provision", f"--inventory={inv}"]
+    dry = subprocess.run([*argv, "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0 and "dry run: nothing was changed" in dry.stdout, dry.stdout + dry.stderr
+    assert "node1:" in dry.stdout and "node2:" in dry.stdout
+    real = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    err = real.stderr.strip().splitlines()
+    assert real.returncode != 0 and len(err) == 1 and "nothing was changed" in err[0], real.stderr
+    assert "systemd" in err[0]
+    assert _state(lab) == (keys, containers)
