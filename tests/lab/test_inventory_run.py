@@ -12,10 +12,12 @@ from the lab's management namespace as an operator host on the fabric would.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -74,8 +76,12 @@ def _state(lab) -> tuple[dict, dict]:
     container of every node."""
     with lab.in_mgmt():
         tree = lab.etcd().read("/", recursive=True)
+        # Docker's libnetwork keeps an empty endpoint directory per network it has seen an
+        # endpoint on (a fresh lab has them too): Docker's state, which the suite leaves alone
         keys = {n.key: _normal(n.key, n.value) if not n.dir else "<dir>"
-                for n in tree.get_subtree() if n.key}
+                for n in tree.get_subtree()
+                if n.key and not (n.dir and n.key.startswith("/docker/")
+                                  and [x.key for x in n.leaves] == [n.key])}   # empty
     return keys, {node: _containers(lab, node) for node in lab.st.topology.node_names}
 
 
@@ -90,8 +96,8 @@ def _normal(key: str, value: str) -> str:
 
 
 def _containers(lab, node: str) -> list[tuple[str, str]]:
-    with lab.docker(node) as client:
-        return sorted((c.name, c.status) for c in client.containers.list(all=True))
+    with lab.docker(node) as client:    # one list call: no per-container inspect to race with
+        return sorted((c["Names"][0].lstrip("/"), c["State"]) for c in client.api.containers(all=True))
 
 
 def _diff(before: dict, after: dict) -> str:
@@ -190,3 +196,29 @@ def test_provision_cli_dry_run_then_refusal(seed, tmp_path):
     assert real.returncode != 0 and len(err) == 1 and "nothing was changed" in err[0], real.stderr
     assert "systemd" in err[0]
     assert _state(lab) == (keys, containers)
+
+
+@pytest.mark.parametrize("how", ["embedded", "inventory"])
+def test_a_second_run_on_the_same_lab_stops_with_one_line(seed, tmp_path, how):
+    """Two runs on one lab would fail each other's checks: while one holds the lab's run lock
+    (here: this test, through the same RunLock), another stops at once and says who holds it."""
+    from fixtures.run_lock import RunLock
+    from lab import paths
+    lab, inv = seed
+    if how == "embedded":
+        lock, args, netns_file = f"{paths.RUN}.suites.lock", ["--lab-attach"], None
+    else:
+        name = yaml.safe_load(inv.read_text())["name"]
+        lock = os.path.join(tempfile.gettempdir(), f"calab-suites-{name}.lock")
+        args, netns_file = [f"--inventory={inv}"], lab.st.mgmt_netns_file
+    held = RunLock(lock, "the lab")
+    held.acquire()
+    try:
+        cp = subprocess.run(suites_argv(tmp_path / "x.xml", "suites/bootstrap", *args,
+                                        netns_file=netns_file),
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        held.release()
+    err = [line for line in cp.stderr.splitlines() if line.strip()]
+    assert cp.returncode == 4 and len(err) == 1, cp.stderr[-2000:]
+    assert f"another pytest run (pid {os.getpid()}) is testing" in err[0], err[0]
