@@ -106,10 +106,14 @@ def cmd_inventory(args) -> int:
         return 0
     folder, base = os.path.split(os.path.abspath(args.output))
     tmp = os.path.join(folder, f".{base}.partial.yaml")
-    with open(tmp, "w") as f:
-        f.write(text)
-    load_inventory(tmp)            # what we write must be what we accept
-    os.replace(tmp, args.output)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        load_inventory(tmp)        # what we write must be what we accept
+        os.replace(tmp, args.output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     print(f"inventory of {len(hosts)} node(s) written to {args.output}")
     return 0
 
