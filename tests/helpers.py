@@ -37,6 +37,7 @@ class SuiteRun:
     outcomes: dict[str, str]      # test id -> passed | failed | error | skipped
     messages: dict[str, str]      # test id -> failure message
     output: str
+    acl_matrix: Path | None = None  # the run's --acl-matrix file (written when the acl suite ran)
 
     def failed(self) -> set[str]:
         return {k for k, v in self.outcomes.items() if v in ("failed", "error")}
@@ -45,7 +46,9 @@ class SuiteRun:
 def suites_argv(xml: Path, *args: str, netns_file: str | None = None) -> list[str]:
     """`pytest suites/… ARGS` writing JUnit XML; with netns_file, run inside that network
     namespace (as an operator host on the lab's fabric would)."""
-    argv = [sys.executable, "-m", "pytest", *args, f"--junitxml={xml}", "-q", "-p", "no:cacheprovider"]
+    matrix = xml.with_name(xml.stem.replace("junit", "acl-matrix") + ".json")
+    argv = [sys.executable, "-m", "pytest", *args, f"--junitxml={xml}", f"--acl-matrix={matrix}",
+            "-q", "-p", "no:cacheprovider"]
     return ["nsenter", f"--net={netns_file}", *argv] if netns_file else argv
 
 
@@ -67,7 +70,8 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 300,
                     messages[test_id] = el.get("message", "") + "\n" + (el.text or "")
                     break
             outcomes[test_id] = outcome
-    return SuiteRun(cp.returncode, outcomes, messages, cp.stdout + cp.stderr)
+    matrix = xml.with_name(xml.stem.replace("junit", "acl-matrix") + ".json")
+    return SuiteRun(cp.returncode, outcomes, messages, cp.stdout + cp.stderr, matrix)
 
 
 def _ours(entry: str) -> bool:

@@ -2,11 +2,12 @@
 import pytest
 
 from fixtures import acl
+from fixtures.pytest_lab import acl_matrix_path
 
 
 @pytest.fixture(scope="session")
 def acl_run(lab, request):
-    report = str(request.config.rootpath / "reports" / "acl-matrix.json")
+    report = acl_matrix_path(request.config)
     try:
         return acl.shared_run(lab, report)
     except Exception as exc:   # one clear failure per acl test, not a traceback storm

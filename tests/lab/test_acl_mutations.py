@@ -18,7 +18,7 @@ import time
 import pytest
 
 from lab import proc
-from tests.helpers import ROOT, lab_cli, run_suites
+from tests.helpers import lab_cli, run_suites
 from tests.lab import faults as f
 
 pytestmark = pytest.mark.lab
@@ -37,11 +37,11 @@ def seed(tmp_path_factory):
         assert lab_cli("down").returncode == 0
 
 
-def _observed() -> tuple[dict[str, bool], set[str]]:
-    """The last run's matrix (reports/acl-matrix.json), keyed like the snapshot's, and the
+def _observed(suite_run) -> tuple[dict[str, bool], set[str]]:
+    """That run's matrix (its --acl-matrix file), keyed like the snapshot's, and the
     keys of its cells that differ from the policy engine."""
     from fixtures.acl import AclRun, matrix_summary
-    run = AclRun.from_json((ROOT / "reports" / "acl-matrix.json").read_text())
+    run = AclRun.from_json(suite_run.acl_matrix.read_text())
     prefix = "-".join(run.destinations[0].split("-", 2)[:2])      # cst-<run id>
     keys = list(matrix_summary(run, prefix))                       # in cell order
     return matrix_summary(run, prefix), {k for k, c in zip(keys, run.cells) if c.status == "wrong"}
@@ -141,7 +141,7 @@ def test_acl_suite_fails_on_exactly_the_affected_cells(seed, tmp_path, name):
     plant()
     try:
         run = run_suites(tmp_path, "suites/acl", "--lab-attach", "-n", "2", f"--baseline={before_file}")
-        now, wrong = _observed()
+        now, wrong = _observed(run)
     finally:
         restore()
     assert run.rc != 0, f"{name}: the acl suite passed\n{run.output[-2000:]}"
