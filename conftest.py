@@ -1,5 +1,7 @@
-"""Root conftest: the lab plugin (options, build/attach, xdist hand-off, `lab` fixture).
+"""Root conftest: the plugins every run of the suites uses (lab life cycle, report, snapshots,
+host observations). The acl plugin is registered by suites/acl/conftest.py.
 
 Only sessions that ask for a lab get one: suites/conftest.py does; tests/ builds its own.
 """
-pytest_plugins = ["fixtures.pytest_lab", "fixtures.observe"]
+pytest_plugins = ["fixtures.plugins.lab", "fixtures.plugins.report", "fixtures.plugins.snapshot",
+                  "fixtures.plugins.observe"]

@@ -8,12 +8,12 @@ docker exec per cell on the same lab.
          [--method both|host|exec] [--per-node-cap 8] [--skip-per-cell] [--show-cells]
     CALAB_PREFIX=calabp .venv/bin/python -m lab down
 
-It attaches to the lab that is up (never builds one), creates one probe workload per (node,
-calico network) under a fresh run prefix, starts listeners, probes, and removes everything
-again (also on failure or Ctrl-C). Ports: fixtures.policy.probe_ports (every port a rule names,
-its neighbours, two unnamed ports) when that module is there, else 79-81, 442-444, 3305-3307,
-8079-8081 and 10000. With fixtures.policy, the engine's verdicts are compared with the
-observations (mismatches re-probed once: flaky vs wrong).
+It attaches to the lab that is up (never builds one), creates one probe workload per (calico
+host, calico network) under a fresh run prefix, builds the jobs as the acl suite does
+(fixtures/acl/jobs.py; ports from fixtures.expect.policy.probe_ports: every port a rule names,
+its neighbours, two unnamed ports), starts listeners, probes, compares with the policy engine's
+verdicts (mismatches re-probed once: flaky vs wrong), and removes everything again (also on
+failure or Ctrl-C).
 
 Targets (issue #5): the seed matrix probed in <= 1.5 x the probe timeout of wall time; >= 20x
 faster than one exec per cell at >= 100 cells.
@@ -30,15 +30,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lab import netns, state  # noqa: E402
 from lab.errors import LabError  # noqa: E402
-from fixtures import probes as P  # noqa: E402
-from fixtures.target import LabTarget  # noqa: E402
-
-try:  # another engineer's module; the bench works without it
-    from fixtures import policy  # noqa: E402
-except ImportError:  # pragma: no cover
-    policy = None
-
-FALLBACK_PORTS = (79, 80, 81, 442, 443, 444, 3305, 3306, 3307, 8079, 8080, 8081, 10000)
+from fixtures.acl.compare import compare, disagreeing  # noqa: E402
+from fixtures.acl.expected import expected  # noqa: E402
+from fixtures.acl.jobs import build_jobs, peers  # noqa: E402
+from fixtures.acl.probes import runner, session as probe_session  # noqa: E402
+from fixtures.acl.probes.model import DEFAULT_PER_NODE_CAP, DEFAULT_TIMEOUT, ProbeError  # noqa: E402
+from fixtures.expect.policy import probe_ports  # noqa: E402
+from fixtures.facts.datastore import read_datastore  # noqa: E402
+from fixtures.facts.session import capture  # noqa: E402
+from fixtures.targets import EmbeddedTarget  # noqa: E402
 
 
 def _load() -> str:
@@ -48,64 +48,61 @@ def _load() -> str:
         return "?"
 
 
-def _plan(target: LabTarget, session: P.ProbeSession):
-    """(plan, expected or None, ports, source of the ports)."""
-    if policy is None:
-        return session.matrix(FALLBACK_PORTS, FALLBACK_PORTS), None, FALLBACK_PORTS, "fallback list"
-    target.capture()                       # the datastore now holds the probe workloads' endpoints
-    eps = {e.endpoint_id: e for e in target.facts.endpoints}
-    ours = [w for w in session.workloads if w.endpoint_id in eps]
-    if len(ours) != len(session.workloads):
-        missing = sorted(w.name for w in session.workloads if w.endpoint_id not in eps)
+def _jobs(target, s):
+    """The matrix of the probe workloads, with the engine's verdicts (the suite's own path)."""
+    facts = read_datastore(target.etcd())      # now with the probe workloads' endpoints
+    ours = peers(facts, s.workloads, probe=True)
+    if len(ours) != len(s.workloads):
+        missing = sorted({w.name for w in s.workloads} - {p.name for p in ours})
         raise LabError(f"no datastore endpoint for {', '.join(missing)}")
-    ports = policy.probe_ports(target.facts)
-    pairs = [(eps[a.endpoint_id], eps[b.endpoint_id]) for a in ours for b in ours if a.name != b.name]
-    truth = policy.truth_table(target.facts, pairs, ports=ports)
-    plan, expected = P.plan_from_truth(ours, truth)
-    return plan, expected, tuple(ports["tcp"]), "fixtures.policy.probe_ports"
+    ports = probe_ports(facts)
+    jobs = build_jobs(ours, ours, ports)
+    return jobs, expected(facts, jobs), tuple(ports["tcp"])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--timeout", type=int, default=P.DEFAULT_TIMEOUT, help="probe timeout, whole seconds [1]")
+    ap.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="probe timeout, whole seconds [1]")
     ap.add_argument("--runs", type=int, default=5, help="engine runs (median reported) [5]")
     ap.add_argument("--method", choices=("both", "host", "exec"), default="both",
                     help="engine method(s) to time; the first is compared with the rest [both]")
-    ap.add_argument("--per-node-cap", type=int, default=P.DEFAULT_PER_NODE_CAP)
+    ap.add_argument("--per-node-cap", type=int, default=DEFAULT_PER_NODE_CAP)
     ap.add_argument("--skip-per-cell", action="store_true", help="no one-exec-per-cell comparison")
-    ap.add_argument("--show-cells", action="store_true", help="print every cell's observation")
+    ap.add_argument("--show-cells", action="store_true", help="print every job's observation")
     args = ap.parse_args()
     try:
         st = state.require_running()
     except LabError as exc:
         print(f"acl_matrix: {exc}", file=sys.stderr)
         return 1
-    target = LabTarget(state=st, run_id=secrets.token_hex(4))
+    target = EmbeddedTarget(st)
+    prefix = f"cst-{secrets.token_hex(4)}"
     with netns.inside(st.mgmt_netns_file):
-        target.capture()
+        facts = capture(target)
+        nets = sorted(n for _, n in facts.networks)
         print(f"lab {st.topology.name}: nodes {', '.join(target.node_names)}; calico networks "
-              f"{', '.join(n for _, n in target.networks)}; run prefix {target.run_prefix}; "
-              f"{os.cpu_count()} CPUs, load {_load()}", flush=True)
+              f"{', '.join(nets)}; run prefix {prefix}; {os.cpu_count()} CPUs, load {_load()}", flush=True)
         try:
-            with P.probe_session(target, timeout=args.timeout, per_node_cap=args.per_node_cap,
-                                 method="exec" if args.method == "exec" else "host") as s:
-                plan, expected, ports, source = _plan(target, s)
+            with probe_session.probe_session(target, prefix, nets, target.calico_hosts,
+                                             timeout=args.timeout, per_node_cap=args.per_node_cap,
+                                             method="exec" if args.method == "exec" else "host") as s:
+                jobs, verdicts, ports = _jobs(target, s)
                 print(f"{len(s.workloads)} probe workloads created in {s.timings['create']:.2f} s; "
-                      f"ports ({source}): {', '.join(map(str, ports))}", flush=True)
-                lis = s.start_listeners(plan)
+                      f"ports (fixtures.expect.policy.probe_ports): {', '.join(map(str, ports))}", flush=True)
+                lis = s.start_listeners(jobs)
                 print(f"listeners for {len(lis.tcp_ports)} tcp + {len(lis.udp_ports)} udp ports in "
-                      f"{len(lis.workloads)} workloads: {lis.timings['wall']:.2f} s "
+                      f"{len(lis.destinations)} workloads: {lis.timings['wall']:.2f} s "
                       f"(start {lis.timings['start']:.2f}, verify {lis.timings['verify']:.2f})", flush=True)
-                n = len(plan.cells)
-                pairs = len({(c.src, c.dst_ip) for c in plan.cells})
-                print(f"matrix: {n} cells = {pairs} pairs x ({len(ports)} tcp + {len(ports)} udp + icmp); "
+                n = len(jobs.jobs)
+                pairs = len({(j.src, j.dst) for j in jobs.jobs})
+                print(f"matrix: {n} jobs = {pairs} pairs x ({len(ports)} tcp + {len(ports)} udp + icmp); "
                       f"timeout {args.timeout} s", flush=True)
                 methods = ("host", "exec") if args.method == "both" else (args.method,)
                 medians, last = {}, {}
                 for method in methods:
                     walls, runs = [], []
                     for i in range(args.runs):
-                        res = P.probe(target, plan, args.timeout, args.per_node_cap, method)
+                        res = runner.probe(target, jobs.jobs, args.timeout, args.per_node_cap, method)
                         runs.append(res)
                         walls.append(res.timings["wall"])
                         ok = sum(o.ok for o in res.values())
@@ -118,42 +115,43 @@ def main() -> int:
                               + (f", problems {res.problems}" if res.problems else ""), flush=True)
                     med = medians[method] = statistics.median(walls)
                     last[method] = runs[-1]
-                    varies = [c for c in plan.cells if len({r[c].ok for r in runs}) > 1]
-                    print(f"engine ({method}): {n} cells, median {med:.2f} s wall (min {min(walls):.2f}, "
+                    varies = [j for j in jobs.jobs if len({r[j].ok for r in runs}) > 1]
+                    print(f"engine ({method}): {n} jobs, median {med:.2f} s wall (min {min(walls):.2f}, "
                           f"max {max(walls):.2f}) = {med / args.timeout:.2f} x the {args.timeout} s timeout; "
-                          f"cells that varied between runs: {len(varies)}"
-                          + (": " + "; ".join(str(c) for c in varies[:10]) if varies else ""), flush=True)
+                          f"jobs that varied between runs: {len(varies)}"
+                          + (": " + "; ".join(str(j) for j in varies[:10]) if varies else ""), flush=True)
                 if len(methods) == 2:
-                    differ = [c for c in plan.cells if last["host"][c].ok != last["exec"][c].ok]
-                    print(f"host vs exec observations differ on {len(differ)} cells"
-                          + (": " + "; ".join(str(c) for c in differ[:10]) if differ else ""), flush=True)
+                    differ = [j for j in jobs.jobs if last["host"][j].ok != last["exec"][j].ok]
+                    print(f"host vs exec observations differ on {len(differ)} jobs"
+                          + (": " + "; ".join(str(j) for j in differ[:10]) if differ else ""), flush=True)
                 method = methods[0]
-                runs = [last[method]]
-                med = medians[method]
-                if expected is not None:
-                    v = P.verify(target, plan, expected, args.timeout, args.per_node_cap, first=runs[-1],
-                                 method=method)
-                    allowed = sum(expected.values())
-                    print(f"{method} vs fixtures.policy: {allowed} cells expected allowed, {n - allowed} "
-                          f"dropped; {v.summary()}", flush=True)
-                    for o in (v.wrong + v.flaky)[:20]:
-                        print(f"  {o.status}: {o.describe()}")
+                first = last[method]
+                again = runner.probe(target, disagreeing(jobs.jobs, verdicts, first), args.timeout,
+                                     args.per_node_cap, method)
+                cells = compare(jobs, verdicts, first, again)
+                count = {st_: sum(c.status == st_ for c in cells) for st_ in ("wrong", "flaky", "correct")}
+                allowed = sum(v.allowed for v in verdicts.values())
+                print(f"{method} vs the policy engine: {allowed} jobs expected allowed, {n - allowed} "
+                      f"dropped; {count['wrong']} wrong, {count['flaky']} flaky, {count['correct']} "
+                      f"correct of {n}", flush=True)
+                for c in [c for c in cells if c.status != "correct"][:20]:
+                    print(f"  {c.status}: {c.src} -> {c.dst_ip} {c.probe}: expected "
+                          f"{'allowed' if c.expected else 'dropped'}, saw {c.first}; again {c.second}")
                 if args.show_cells:
-                    for c, o in runs[-1].items():
-                        exp = "" if expected is None else ("  expected " + ("allow" if expected[c] else "drop"))
-                        print(f"  {c}: {o}{exp}")
+                    for j, o in first.items():
+                        print(f"  {j}: {o}  expected {'allow' if verdicts[j].allowed else 'drop'}")
                 if not args.skip_per_cell:
-                    each = P.probe_each(target, plan, args.timeout, args.per_node_cap)
-                    agree = sum(each[c].ok == runs[-1][c].ok for c in plan.cells)
+                    each = runner.probe_each(target, jobs.jobs, args.timeout, args.per_node_cap)
+                    agree = sum(each[j].ok == first[j].ok for j in jobs.jobs)
                     w = each.timings["wall"]
-                    print(f"one exec per cell ({args.per_node_cap} execs per node at a time): {w:.2f} s wall "
-                          f"for {n} cells; observations agree with the engine on {agree}/{n} cells; "
+                    print(f"one exec per job ({args.per_node_cap} execs per node at a time): {w:.2f} s wall "
+                          f"for {n} jobs; observations agree with the engine on {agree}/{n} jobs; "
                           f"load {_load()}", flush=True)
                     for m, md in medians.items():
-                        print(f"speed-up of the engine ({m}, median {md:.2f} s) over one exec per cell: "
+                        print(f"speed-up of the engine ({m}, median {md:.2f} s) over one exec per job: "
                               f"{w / md:.1f}x", flush=True)
             print(f"probe workloads removed in {s.timings.get('remove', 0):.2f} s", flush=True)
-        except (LabError, P.ProbeError) as exc:
+        except (LabError, ProbeError) as exc:
             print(f"acl_matrix: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:

@@ -18,26 +18,28 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fixtures import snapshot  # noqa: E402
-from fixtures.host_facts import collect_all  # noqa: E402
-from fixtures.target import LabTarget  # noqa: E402
+from fixtures.facts.host_facts import collect_all  # noqa: E402
+from fixtures.facts.session import capture  # noqa: E402
+from fixtures.targets import EmbeddedTarget  # noqa: E402
+from fixtures.targets.session import LabSession  # noqa: E402
 from lab import builder, migrate, netns, preflight, teardown  # noqa: E402
 from lab.errors import LabError  # noqa: E402
 from lab.topology import load_topology  # noqa: E402
 
 
-def current(target: LabTarget) -> dict:
+def current(target: LabSession) -> dict:
     facts = collect_all({n: target.host(n) for n in target.node_names},
                         {n: target.docker(n) for n in target.node_names})
     return snapshot.take(target, facts)
 
 
-def same_paths(before: dict, target: LabTarget) -> bool:
+def same_paths(before: dict, target: LabSession) -> bool:
     now = current(target)
     return all(not snapshot.lost_paths(before, now, n) for n in before["paths"])
 
 
-def converge(target: LabTarget, before: dict, reverse: bool) -> tuple[float, float]:
-    sessions = migrate.migrate(target.state, log=lambda m: None, reverse=reverse)
+def converge(target: LabSession, before: dict, reverse: bool) -> tuple[float, float]:
+    sessions = migrate.migrate(target.target.state, log=lambda m: None, reverse=reverse)
     t0 = time.monotonic()
     while not same_paths(before, target):
         if time.monotonic() - t0 > 120:
@@ -58,9 +60,9 @@ def main() -> int:
             raise LabError("a lab is up or left over: `python -m lab down` first")
         st = builder.up(load_topology("rr"), log=lambda m: None)
         try:
-            target = LabTarget(state=st, run_id="bench")
             with netns.inside(st.mgmt_netns_file):
-                target.capture()
+                embedded = EmbeddedTarget(st)
+                target = LabSession(embedded, "bench", capture(embedded), "")
                 before = current(target)
                 results = {"forward": [], "reverse": []}
                 for i in range(args.cycles):

@@ -7,7 +7,7 @@ collects the same tests with the same ids (node1, node1/192.168.22.0-26, web_con
 from __future__ import annotations
 
 from fixtures import params
-from fixtures.pytest_lab import TARGET, require_lab
+from fixtures.plugins.lab import lab_session, require_lab
 
 
 def pytest_configure(config):
@@ -15,9 +15,9 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    target = metafunc.config.stash.get(TARGET, None)
+    lab = lab_session(metafunc.config)
     for name in metafunc.fixturenames:
         source = params.SOURCES.get(name)
         if source is not None:
-            values = source(target) if target is not None else []
+            values = source(lab) if lab is not None else []
             metafunc.parametrize(name, [v for v, _ in values], ids=[i for _, i in values])

@@ -1,15 +1,15 @@
 """Every profile rule and every default drop, checked with packets (spec §2, Cyclonus-style).
 
-The policy engine (fixtures/policy.py) predicts allow or drop for every ordered pair of probe
-workloads (one per node × calico network), and from each of the lab's own running workloads to
-every probe workload, on every port a rule names, its neighbours and two unnamed ports, over
-tcp, udp and icmp; the probe engine (fixtures/probes.py) sends them.
+The policy engine (fixtures/expect/policy) predicts allow or drop for every ordered pair of
+probe workloads (one per node × calico network), and from each of the lab's own running
+workloads to every probe workload, on every port a rule names, its neighbours and two unnamed
+ports, over tcp, udp and icmp; the probe engine (fixtures/acl/probes) sends them.
 One test per rule lists the cells that rule decides; one per profile and direction for the
 default drop; one for the whole matrix (with the matrix in the report).
 """
 import pytest
 
-from fixtures import acl
+from fixtures.report.html import attach, matrix_html
 
 
 def _check(cells, what):
@@ -23,32 +23,30 @@ def _check(cells, what):
         for c in wrong[:20])
 
 
-def test_rule(acl_run, acl_rule):
+def test_rule(acl_matrix, acl_rule):
     key, text = acl_rule
-    _check(acl_run.for_rule(key), text)
+    _check(acl_matrix.for_rule(key), text)
 
 
-def test_default_drop(acl_run, acl_default):
+def test_default_drop(acl_matrix, acl_default):
     key, text = acl_default
-    _check(acl_run.for_rule(key), text)
+    _check(acl_matrix.for_rule(key), text)
 
 
-def test_whole_matrix(acl_run, extras):
-    from pytest_html import extras as html_extras
-    extras.append(html_extras.html(acl.matrix_html(acl_run)))
-    wrong = [c for c in acl_run.cells if c.status == "wrong"]
-    flaky = [c for c in acl_run.cells if c.status == "flaky"]
-    assert not wrong, (f"{len(wrong)} of {len(acl_run.cells)} cells differ from the policy engine "
+def test_whole_matrix(acl_matrix, extras):
+    attach(extras, matrix_html(acl_matrix))
+    wrong, flaky = acl_matrix.by_status("wrong"), acl_matrix.by_status("flaky")
+    assert not wrong, (f"{len(wrong)} of {len(acl_matrix.cells)} cells differ from the policy engine "
                        f"({len(flaky)} more flaky): " + "; ".join(
                            f"{c.src}->{c.dst} {c.probe} expected {'allowed' if c.expected else 'dropped'}"
                            for c in wrong[:15]))
 
 
-def test_matrix_as_before(lab, acl_run):
+def test_matrix_as_before(lab, acl_matrix, baseline_snapshot):
     """With --baseline: every cell reaches (or not) as it did when the snapshot was taken."""
-    if lab.baseline is None or not lab.baseline.get("matrix"):
+    if baseline_snapshot is None or not baseline_snapshot.get("matrix"):
         pytest.skip("no --baseline with an ACL matrix")
-    before, now = lab.baseline["matrix"], acl.matrix_summary(acl_run, lab.run_prefix)
+    before, now = baseline_snapshot["matrix"], acl_matrix.summary(lab.run_prefix)
     changed = sorted(k for k in before if now.get(k) != before[k])
     assert not changed, (f"{len(changed)} of {len(before)} ACL cells changed since the baseline: "
                          + "; ".join(f"{k}: {'reached' if before[k] else 'dropped'} before, "

@@ -4,10 +4,12 @@ reflects routes with its cluster id, and installs none itself."""
 import pytest
 
 from fixtures.compare import session_problem, set_difference
-from fixtures.expectations import expected_sessions
-from lab import docker_api
+from fixtures.expect import expected_sessions
+from fixtures.facts.host_facts import parse_bird_config_protocols
+from fixtures.facts.host_facts.docker_facts import read_container_file
 
 RR_CONFIG = "/config/bird.cfg"     # where calico/routereflector's confd writes BIRD's config
+RR_IMAGE = "calico/routereflector"
 
 
 def test_rr_session_established(lab, observe, rr_session):
@@ -18,39 +20,25 @@ def test_rr_session_established(lab, observe, rr_session):
     assert problem is None, problem
 
 
-def _rr_config(lab, host) -> str:
-    try:
-        container = next(c for c in lab.docker(host).containers.list()
-                         if c.image.tags and c.image.tags[0].startswith("calico/routereflector"))
-    except StopIteration:
-        pytest.fail(f"{host}: no running calico/routereflector container", pytrace=False)
-    except docker_api.ERRORS as exc:
-        pytest.fail(f"{host}: dockerd does not answer ({type(exc).__name__})", pytrace=False)
-    res = container.exec_run(["cat", RR_CONFIG])
-    assert res.exit_code == 0, f"{host}: cannot read {RR_CONFIG} in {container.name}"
-    return res.output.decode()
+def _rr_config(lab, observe, host) -> str:
+    seen = observe(host)
+    if seen.docker_error:
+        pytest.fail(f"{host}: dockerd does not answer ({seen.docker_error})", pytrace=False)
+    container = next((c for c in seen.docker_containers or () if c.running
+                      and (c.image or "").startswith(RR_IMAGE)), None)
+    if container is None:
+        pytest.fail(f"{host}: no running {RR_IMAGE} container", pytrace=False)
+    text = read_container_file(lab.docker(host), container.id, RR_CONFIG)
+    assert text.value is not None, f"{host}: cannot read {RR_CONFIG} in {container.name}"
+    return text.value
 
 
-def _protocol_blocks(config: str) -> dict[str, str]:
-    """BIRD `protocol bgp NAME … { … }` bodies by name."""
-    blocks, name, body = {}, None, []
-    for line in config.splitlines():
-        words = line.split()
-        if words[:2] == ["protocol", "bgp"]:
-            name, body = words[2], []
-        elif name and line.startswith("}"):
-            blocks[name], name = " ".join(body), None
-        elif name:
-            body.append(line.split("#")[0].strip())
-    return blocks
-
-
-def test_rr_client_configuration(lab, route_reflector):
+def test_rr_client_configuration(lab, observe, route_reflector):
     """Each node session is an `rr client` with the reflector's cluster id; RR↔RR are not."""
     rr, host = route_reflector
     if host is None:
         pytest.skip(f"route reflector {rr.ip} runs outside this lab")
-    blocks = _protocol_blocks(_rr_config(lab, host))
+    blocks = parse_bird_config_protocols(_rr_config(lab, observe, host))
     expected = [s for s in expected_sessions(lab.facts) if s.router == "route-reflector"
                 and s.local_ip == rr.ip]
     problem = set_difference((s.protocol for s in expected), blocks, f"{host}: reflector BGP protocols")

@@ -1,13 +1,13 @@
 """BGP between the hosts, as the datastore configures it: the mesh, global and node peers,
 route reflectors (spec §6.2, §6.6, §8.19–22). Observed through BIRD (`birdc show protocols
 all`), the kernel's TCP sockets on port 179 (`ss`) and `calicoctl status`."""
-import re
-
 import pytest
 
-from fixtures.compare import session_problem, set_difference, table_html
-from fixtures.expectations import expected_sessions
-from fixtures.host_facts import BirdUnreachable
+from fixtures.compare import session_problem, set_difference
+from fixtures.expect import expected_sessions
+from fixtures.facts.host_facts import BirdUnreachable
+from fixtures.facts.host_facts.calicoctl import parse_calicoctl_status
+from fixtures.report.html import attach, table_html
 
 
 def _node_sessions(lab, node):
@@ -36,10 +36,8 @@ def test_peer_set(lab, observe, calico_node, extras):
     rows += [[p.name, p.neighbor_address, "?", "NOT EXPECTED", f"{p.state}/{p.row.info}"]
              for p in observed if p.name not in {s.protocol for s in expected}]
     bad = [i for i, r in enumerate(rows) if "MISSING" in r[4] or r[3] == "NOT EXPECTED"]
-    from pytest_html import extras as html_extras
-    extras.append(html_extras.html(table_html(
-        f"{calico_node}: BGP sessions (expected vs BIRD)",
-        ["protocol", "peer", "kind", "datastore", "BIRD state"], rows, bad)))
+    attach(extras, table_html(f"{calico_node}: BGP sessions (expected vs BIRD)",
+                              ["protocol", "peer", "kind", "datastore", "BIRD state"], rows, bad))
     problem = set_difference((s.protocol for s in expected), (p.name for p in observed),
                              f"{calico_node}: BIRD BGP protocols vs the datastore "
                              f"(node_mesh={'on' if lab.facts.bgp.node_mesh else 'off'})")
@@ -61,8 +59,6 @@ def test_as_numbers(lab, observe, calico_node):
     assert not problems, f"{calico_node}: " + "; ".join(problems)
 
 
-STATUS_ROW = re.compile(r"^\|\s*([0-9a-fA-F.:]+)\s*\|\s*(node-to-node mesh|node specific|global)\s*\|"
-                        r"\s*(\S+)\s*\|\s*(\S*)\s*\|\s*(.*?)\s*\|$")
 KIND_NAMES = {"mesh": "node-to-node mesh", "global": "global", "node": "node specific"}
 
 
@@ -70,12 +66,12 @@ def test_calicoctl_status_lists_the_peers(lab, calico_node):
     """`calicoctl status` shows the same peers, each Established (parsed by `|` as Calico's ST did)."""
     res = lab.host(calico_node).run(["calicoctl", "status"], timeout=30)
     assert res.ok, f"{calico_node}: `calicoctl status` exited {res.rc}: {res.stdout + res.stderr}"
-    rows = {(m[1], m[2]): m[5] for m in map(STATUS_ROW.match, res.stdout.splitlines()) if m}
+    status = parse_calicoctl_status(res.stdout)
+    rows = {(r.peer, r.kind): r.info for r in status.peers}
     expected = {(s.peer_ip, KIND_NAMES[s.kind]) for s in _node_sessions(lab, calico_node)
                 if s.kind in KIND_NAMES}
     problem = set_difference(expected, rows, f"{calico_node}: `calicoctl status` peers")
-    bird_line = next((line for line in res.stdout.splitlines() if "bird" in line.lower()), "")
-    assert problem is None, problem + (f" (it says: {bird_line.strip()})" if bird_line else "")
+    assert problem is None, problem + (f" (it says: {status.bird_line})" if status.bird_line else "")
     down = {k: v for k, v in rows.items() if not v.startswith("Established")
             and any(s.peer_ip == k[0] and s.established for s in _node_sessions(lab, calico_node))}
     assert not down, f"{calico_node}: `calicoctl status` shows peers not Established: {down}"
@@ -85,7 +81,7 @@ def test_routes_learned(lab, observe, calico_node):
     """The routes BIRD installed (proto bird, not blackholes) are exactly the remote ones the
     datastore predicts: each remote block, each /32 outside its host's blocks."""
     from fixtures.compare import describe_route, route_matches
-    from fixtures.expectations import expected_routes
+    from fixtures.expect import expected_routes
     expected = [e for e in expected_routes(lab.facts, calico_node)
                 if e.present and e.proto == "bird" and e.kind != "blackhole"]
     learned = [r for r in observe(calico_node).routes if r.protocol == "bird" and r.type == "unicast"]

@@ -1,27 +1,23 @@
 """calico-node and the libnetwork driver on every host, as `calicoctl node --libnetwork` leaves them."""
 import pytest
 
-from lab import docker_api
-
 CONTAINERS = ("calico-node", "calico-libnetwork")
 PLUGIN_SOCKET = "/run/docker/plugins/calico.sock"
 
 
 @pytest.mark.parametrize("container", CONTAINERS)
-def test_calico_container_running(lab, calico_host, container):
-    node = calico_host
+def test_calico_container_running(observe, calico_host, container):
     """Running, restarted always (so it comes back with Docker), on the host's network."""
-    try:
-        info = lab.docker(node).api.inspect_container(container)
-    except docker_api.NotFound:
+    node, seen = calico_host, observe(calico_host)
+    if seen.docker_error:
+        pytest.fail(f"{node}: dockerd does not answer ({seen.docker_error})", pytrace=False)
+    c = seen.container(container)
+    if c is None:
         pytest.fail(f"{node}: no {container} container: run `calicoctl node --ip=<ip> --libnetwork` "
                     f"on {node}", pytrace=False)
-    except docker_api.ERRORS as exc:
-        pytest.fail(f"{node}: dockerd does not answer ({type(exc).__name__})", pytrace=False)
-    seen = (info["State"]["Status"], info["HostConfig"]["RestartPolicy"]["Name"] or "no",
-            info["HostConfig"]["NetworkMode"])
-    assert seen == ("running", "always", "host"), (
-        f"{node}: {container} is {seen[0]} with restart policy {seen[1]} on network {seen[2]}; "
+    found = (c.state, c.restart_policy, c.network_mode)
+    assert found == ("running", "always", "host"), (
+        f"{node}: {container} is {found[0]} with restart policy {found[1]} on network {found[2]}; "
         "expected running, always, host (what `calicoctl node --libnetwork` creates)")
 
 

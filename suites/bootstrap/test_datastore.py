@@ -39,14 +39,15 @@ def test_at_least_one_pool(lab):
         assert ipaddress.ip_network(cidr).prefixlen <= 26, f"pool {cidr} is smaller than one /26 block"
 
 
-def test_calico_network_global_on_every_node(lab, node, network):
+def test_calico_network_global_on_every_node(observe, node, network):
     """Created once, seen by every Docker through the cluster store, with the same ID."""
     network_id, name = network
-    try:
-        info = lab.docker(node).api.inspect_network(network_id)
-    except Exception as exc:
+    seen = observe(node)
+    known = next((n for n in seen.docker_networks or () if n.id == network_id), None)
+    if known is None:
+        why = f"dockerd does not answer ({seen.docker_error})" if seen.docker_error else "not listed"
         pytest.fail(f"{node}: Docker does not know calico network {name} ({network_id[:12]}): "
-                    f"{type(exc).__name__}; is its cluster store the shared etcd?", pytrace=False)
-    seen = (info["Name"], info["Driver"], info["Scope"], info["IPAM"]["Driver"])
-    assert seen == (name, "calico", "global", "calico"), (
-        f"{node}: network {network_id[:12]} is {seen}; expected ({name!r}, 'calico', 'global', 'calico')")
+                    f"{why}; is its cluster store the shared etcd?", pytrace=False)
+    found = (known.name, known.driver, known.scope, known.ipam_driver)
+    assert found == (name, "calico", "global", "calico"), (
+        f"{node}: network {network_id[:12]} is {found}; expected ({name!r}, 'calico', 'global', 'calico')")

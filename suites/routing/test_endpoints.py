@@ -1,8 +1,8 @@
 """Each workload endpoint's plumbing: the host veth and what the container sees (spec §4.3, §5.2)."""
 import pytest
 
-from fixtures.expectations import expected_interfaces
-from fixtures.host_facts import HostFacts
+from fixtures.expect import expected_interfaces
+from fixtures.facts.host_facts import HostFacts
 
 
 def _interface(lab, ep):

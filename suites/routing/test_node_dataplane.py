@@ -4,11 +4,9 @@ import shlex
 
 import pytest
 
-from fixtures.expectations import bgp_path
-from fixtures.host_facts import HostFacts
+from fixtures.expect import bgp_path
+from fixtures.facts.host_facts import HostFacts
 from lab import docker_api
-
-GATEWAY = "169.254.1.1"
 
 
 def test_tunl0_for_ipip_pools(lab, observe, calico_node):

@@ -6,8 +6,9 @@ workloads sitting in another host's block via that host. Nothing else inside the
 """
 import ipaddress
 
-from fixtures.compare import describe_route, explain_route, route_matches, table_html
-from fixtures.expectations import expected_routes
+from fixtures.compare import describe_route, explain_route, route_matches
+from fixtures.expect import expected_routes
+from fixtures.report.html import attach, table_html
 
 
 def _expected(lab, node):
@@ -52,12 +53,7 @@ def test_no_stray_pool_routes(lab, observe, calico_node, extras):
         if not any(route_matches(e, r) for r in observe(calico_node).routes):
             rows.append([f"(missing) {e.describe()}", e.reason])
             bad.append(len(rows) - 1)
-    extras.append(_html(f"{calico_node}: routes inside Calico pools (observed vs expected)",
-                        ["route", "why"], rows, bad))
+    attach(extras, table_html(f"{calico_node}: routes inside Calico pools (observed vs expected)",
+                              ["route", "why"], rows, bad))
     assert not stray, (f"{calico_node} has routes inside Calico pools that no block, endpoint or "
                        f"BGP advertisement explains: {stray}")
-
-
-def _html(title, headers, rows, bad):
-    from pytest_html import extras as html_extras
-    return html_extras.html(table_html(title, headers, rows, bad))

@@ -40,11 +40,12 @@ def seed(tmp_path_factory):
 def _observed(suite_run) -> tuple[dict[str, bool], set[str]]:
     """That run's matrix (its --acl-matrix file), keyed like the snapshot's, and the
     keys of its cells that differ from the policy engine."""
-    from fixtures.acl import AclRun, matrix_summary
-    run = AclRun.from_json(suite_run.acl_matrix.read_text())
+    from fixtures.acl.results import Matrix
+    run = Matrix.from_json(suite_run.acl_matrix.read_text())
     prefix = "-".join(run.destinations[0].split("-", 2)[:2])      # cst-<run id>
-    keys = list(matrix_summary(run, prefix))                       # in cell order
-    return matrix_summary(run, prefix), {k for k, c in zip(keys, run.cells) if c.status == "wrong"}
+    summary = run.summary(prefix)
+    keys = list(summary)                                           # in cell order
+    return summary, {k for k, c in zip(keys, run.cells) if c.status == "wrong"}
 
 
 def _key(k):

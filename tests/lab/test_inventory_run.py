@@ -202,7 +202,7 @@ def test_provision_cli_dry_run_then_refusal(seed, tmp_path):
 def test_a_second_run_on_the_same_lab_stops_with_one_line(seed, tmp_path, how):
     """Two runs on one lab would fail each other's checks: while one holds the lab's run lock
     (here: this test, through the same RunLock), another stops at once and says who holds it."""
-    from fixtures.run_lock import RunLock
+    from fixtures.targets.run_lock import RunLock
     from lab import paths
     lab, inv = seed
     if how == "embedded":
