@@ -24,6 +24,7 @@ from .calico import image as calico_image
 from .errors import LabError
 from .proc import Daemon, run, spawn, wait_until
 from .topology import Topology
+from .transport import node_exec_argv
 
 Log = Callable[[str], None]
 GATEWAY_STAND_IN = "169.254.1.1/32"
@@ -166,11 +167,6 @@ if [ -f /root/.bashrc ]; then mount -n --bind /dev/null /root/.bashrc; fi
 """
     run(netns.nsenter(["unshare", f"--mount={p.mnt_file}", f"--uts={p.uts_file}",
                        "--propagation", "private", "sh", "-ec", script], net=p.netns_file))
-
-
-def node_exec_argv(node: str, argv: list[str]) -> list[str]:
-    p = paths.NodePaths(node)
-    return netns.nsenter(argv, net=p.netns_file, mnt=p.mnt_file, uts=p.uts_file)
 
 
 def _start_etcd(topo: Topology) -> Daemon:

@@ -32,7 +32,7 @@ from .errors import LabError
 from .proc import spawn
 from .state import LabState
 from .topology import Topology
-from .transport import tutorial_env
+from .transport import node_exec_argv, tutorial_env
 
 SSHD = "/usr/sbin/sshd"
 SSH_PORT = 22
@@ -155,7 +155,6 @@ def prepare(topology: Topology) -> None:
 def start(st: LabState, nodes: list[str] | None = None) -> None:
     """Write the key material (on a first start) and spawn sshd on every node at once; they
     are not waited for here: `wait_ready` does that, from the management namespace."""
-    from .builder import node_exec_argv   # builder imports this module
     if not os.path.exists(KNOWN_HOSTS):
         prepare(st.topology)
     for node in nodes or st.topology.node_names:
