@@ -416,10 +416,8 @@ class Datastore:
 
     @_etcd_errors
     def remove_host(self, hostname: str) -> None:
-        """`calicoctl node remove` datastore part: the host's BGP and v1 trees, and its IPAM
-        affinities (libcalico `remove_ipam_host`). Endpoint IPs are the caller's to release."""
-        from .ipam import Ipam               # ipam builds on this module
-        Ipam(self).remove_ipam_host(hostname)
+        """`calicoctl node remove` datastore part: the host's BGP and v1 trees. Its IPAM
+        data (Ipam.remove_ipam_host) and endpoint IPs are the caller's to release first."""
         self._delete(keys.bgp_host(hostname), recursive=True)
         self._delete(keys.host(hostname), recursive=True)
 
