@@ -21,8 +21,8 @@ from . import docker_api, paths
 from .calico import rules as calico_rules
 from .errors import LabError
 from .proc import wait_until
+from .schema import ROLE_CALICO_NODE
 from .state import LabState
-from .topology import ROLE_CALICO_NODE
 from .transport import LocalNamespaceHost, lab_hosts
 
 Log = Callable[[str], None]
