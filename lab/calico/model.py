@@ -123,9 +123,6 @@ class Snapshot:
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
 
-    def local_endpoints(self, hostname: str) -> tuple[Endpoint, ...]:
-        return tuple(e for e in self.endpoints if e.hostname == hostname)
-
     def host_blocks(self, hostname: str) -> tuple[str, ...]:
         return tuple(sorted(c for h, c in self.affinities if h == hostname))
 
