@@ -64,7 +64,7 @@ def _build(st: state.LabState, log: Log, calico: bool) -> None:
     st.save()   # early, so a crash mid-build is found by `status`/`down`
     _make_fabric(topo)
     for node in topo.nodes:
-        _make_node_namespaces(topo, node.name, node.ip)
+        _make_node_namespaces(node.name)
     sshd.start(st)   # waited for below, beside the slower dockerds
     st.save()
     log(f"fabric, {len(topo.nodes)} node namespaces and {topo.management.name}: "
@@ -132,7 +132,7 @@ def _make_fabric(topo: Topology) -> None:
                                "link set eth0 up"])
 
 
-def _make_node_namespaces(topo: Topology, node: str, ip: str) -> None:
+def _make_node_namespaces(node: str) -> None:
     p = paths.NodePaths(node)
     # forwarding before dockerd starts, or dockerd sets the FORWARD policy to DROP (G2)
     run(netns.nsenter(["sysctl", "-qw", "net.ipv4.ip_forward=1"], net=p.netns_file))

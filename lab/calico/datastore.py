@@ -51,10 +51,9 @@ class NotFound(DatastoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def get_hostname(env: Mapping[str, str] | None = None) -> str:
+def get_hostname() -> str:
     """The Calico hostname: $HOSTNAME if exported, else gethostname() (spec §0.4, §3.1)."""
-    env = os.environ if env is None else env
-    return env.get("HOSTNAME") or socket.gethostname()
+    return os.environ.get("HOSTNAME") or socket.gethostname()
 
 
 def etcd_errors(fn):

@@ -109,13 +109,13 @@ class Snapshot:
     loglevel: str | None = None                # /calico/bgp/v1/global/loglevel
 
     # -- lookups used by Felix and confd ---------------------------------------------------
-    def config_value(self, name: str, hostname: str | None = None, default: str | None = None):
+    def config_value(self, name: str, hostname: str | None = None):
         """Per-host config overrides global config (spec §1.9)."""
         if hostname is not None:
             h = self.host(hostname)
             if h is not None and h.config_value(name) is not None:
                 return h.config_value(name)
-        return dict(self.config).get(name, default)
+        return dict(self.config).get(name)
 
     def host(self, hostname: str) -> Host | None:
         return next((h for h in self.hosts if h.hostname == hostname), None)
