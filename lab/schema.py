@@ -210,7 +210,7 @@ def describe(value: object) -> str:
 
 
 def parse_or_none(parse: Callable[[str], Any], text: str) -> Any:
-    # Fail outside the except block so the TopologyError carries no chained traceback.
+    # The caller fails outside the except block, so its error carries no chained traceback.
     try:
         return parse(text)
     except ValueError:
