@@ -24,6 +24,7 @@ from .calico import image as calico_image
 from .errors import LabError
 from .proc import Daemon, run, spawn, wait_until
 from .topology import Topology
+from .transport import node_exec_argv
 
 Log = Callable[[str], None]
 GATEWAY_STAND_IN = "169.254.1.1/32"
@@ -63,7 +64,7 @@ def _build(st: state.LabState, log: Log, calico: bool) -> None:
     st.save()   # early, so a crash mid-build is found by `status`/`down`
     _make_fabric(topo)
     for node in topo.nodes:
-        _make_node_namespaces(topo, node.name, node.ip)
+        _make_node_namespaces(node.name)
     sshd.start(st)   # waited for below, beside the slower dockerds
     st.save()
     log(f"fabric, {len(topo.nodes)} node namespaces and {topo.management.name}: "
@@ -131,7 +132,7 @@ def _make_fabric(topo: Topology) -> None:
                                "link set eth0 up"])
 
 
-def _make_node_namespaces(topo: Topology, node: str, ip: str) -> None:
+def _make_node_namespaces(node: str) -> None:
     p = paths.NodePaths(node)
     # forwarding before dockerd starts, or dockerd sets the FORWARD policy to DROP (G2)
     run(netns.nsenter(["sysctl", "-qw", "net.ipv4.ip_forward=1"], net=p.netns_file))
@@ -166,11 +167,6 @@ if [ -f /root/.bashrc ]; then mount -n --bind /dev/null /root/.bashrc; fi
 """
     run(netns.nsenter(["unshare", f"--mount={p.mnt_file}", f"--uts={p.uts_file}",
                        "--propagation", "private", "sh", "-ec", script], net=p.netns_file))
-
-
-def node_exec_argv(node: str, argv: list[str]) -> list[str]:
-    p = paths.NodePaths(node)
-    return netns.nsenter(argv, net=p.netns_file, mnt=p.mnt_file, uts=p.uts_file)
 
 
 def _start_etcd(topo: Topology) -> Daemon:

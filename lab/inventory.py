@@ -22,14 +22,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from lab.errors import LabError, TopologyError
-from lab.topology import (
+from lab.errors import InventoryError, TopologyError
+from lab.schema import (
     DEFAULT_AS, MAX_AS, ROLE_CALICO_NODE, ROLE_ROUTE_REFLECTOR, ROLES, TOPOLOGY_NAME, Bgp,
-    Etcd, Fabric, Management, Node, Topology, _bool, _describe, _int_in, _ipv4, _list_of,
-    _load_yaml, _matching, _non_empty_str, _one_of, _parse_or_none, _plain, _show,
+    Etcd, Fabric, Management, Node, boolean, describe, int_in, ipv4, list_of, load_yaml,
+    matching, non_empty_str, one_of, parse_or_none, plain, show,
 )
-
-from lab.errors import InventoryError
+from lab.topology import Topology
 
 HOST_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -135,7 +134,7 @@ class Inventory:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, secrets included: for handing to xdist workers, never for logs."""
-        return _plain(self)
+        return plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Inventory:
@@ -168,8 +167,8 @@ def secrets(inv: Inventory) -> list[str]:
 
 @dataclass(frozen=True)
 class _Loc:
-    """Where a value was written: file, then host/group/INI line, then key path. Quacks like
-    lab.topology's _Loc, so its value checkers work here unchanged."""
+    """Where a value was written: file, then host/group/INI line, then key path. A
+    lab.schema.Location, so the shared value checkers work here unchanged."""
 
     source: str
     where: str = ""  # "host node2", "group calico_nodes", "line 7: host node2"
@@ -199,7 +198,7 @@ def _mapping(loc: _Loc, value: object, allowed: tuple[str, ...] | None = None) -
     if value is None:
         return {}
     if not isinstance(value, dict):
-        loc.fail(f"expected a mapping, got {_describe(value)}")
+        loc.fail(f"expected a mapping, got {describe(value)}")
     for key in value:
         if allowed is not None and key not in allowed:
             _unknown(loc.key(str(key)), allowed)
@@ -215,17 +214,17 @@ def _raw(loc: _Loc, value: object, allowed: tuple[str, ...]) -> Raw:
 
 
 def _address(loc: _Loc, value: object) -> str:
-    ip = _parse_or_none(ipaddress.ip_address, _non_empty_str(loc, value))
+    ip = parse_or_none(ipaddress.ip_address, non_empty_str(loc, value))
     if ip is not None:
         return str(ip)
     if not DNS_NAME.fullmatch(value):
-        loc.fail(f"{_show(value)} is not an IP address or DNS name")
+        loc.fail(f"{show(value)} is not an IP address or DNS name")
     return value
 
 
 def _seconds(loc: _Loc, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        loc.fail(f"expected a number of seconds > 0, got {_describe(value)}")
+        loc.fail(f"expected a number of seconds > 0, got {describe(value)}")
     return float(value)
 
 
@@ -236,7 +235,7 @@ def _secret(loc: _Loc, value: object) -> str:
 
 
 def _roles(loc: _Loc, value: object) -> tuple[str, ...]:
-    roles = _list_of(_one_of(*ROLES))(loc, value)
+    roles = list_of(one_of(*ROLES))(loc, value)
     if not roles:
         loc.fail(f"must not be empty (roles: {', '.join(ROLES)})")
     if len(set(roles)) != len(roles):
@@ -245,17 +244,17 @@ def _roles(loc: _Loc, value: object) -> tuple[str, ...]:
 
 
 def _docker_url(loc: _Loc, value: object) -> str:
-    if urlsplit(_non_empty_str(loc, value)).scheme not in DOCKER_SCHEMES:
-        loc.fail(f"{_show(value)} is not a Docker URL ({', '.join(s + '://' for s in DOCKER_SCHEMES)})")
+    if urlsplit(non_empty_str(loc, value)).scheme not in DOCKER_SCHEMES:
+        loc.fail(f"{show(value)} is not a Docker URL ({', '.join(s + '://' for s in DOCKER_SCHEMES)})")
     return value
 
 
 def _endpoint(loc: _Loc, value: object) -> str:
-    url = urlsplit(_non_empty_str(loc, value))
-    port = _parse_or_none(lambda _: url.port, "")  # .port raises ValueError when out of range
+    url = urlsplit(non_empty_str(loc, value))
+    port = parse_or_none(lambda _: url.port, "")  # .port raises ValueError when out of range
     if url.scheme not in ("http", "https") or not url.hostname or not port \
             or url.username or url.password or url.path not in ("", "/") or url.query or url.fragment:
-        loc.fail(f"{_show(value)} is not an etcd endpoint like http://192.168.20.1:2379 "
+        loc.fail(f"{show(value)} is not an etcd endpoint like http://192.168.20.1:2379 "
                  "(http or https, a host and a port, nothing after the port)")
     host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
     return f"{url.scheme}://{host}:{port}"
@@ -263,15 +262,15 @@ def _endpoint(loc: _Loc, value: object) -> str:
 
 def _path(base: Path) -> Callable[[_Loc, object], str]:
     """~ expanded, relative paths taken from the inventory file's folder."""
-    return lambda loc, value: os.path.normpath(base / os.path.expanduser(_non_empty_str(loc, value)))
+    return lambda loc, value: os.path.normpath(base / os.path.expanduser(non_empty_str(loc, value)))
 
 
 def _checks(base: Path) -> dict[str, Callable[[_Loc, Any], Any]]:
     return {
-        "address": _address, "ip": _ipv4, "roles": _roles, "as_num": _int_in(1, MAX_AS),
-        "docker_url": _docker_url, "user": _non_empty_str, "port": _int_in(1, 65535),
+        "address": _address, "ip": ipv4, "roles": _roles, "as_num": int_in(1, MAX_AS),
+        "docker_url": _docker_url, "user": non_empty_str, "port": int_in(1, 65535),
         "key_file": _path(base), "known_hosts": _path(base),
-        "host_key_policy": _one_of(*HOST_KEY_POLICIES), "sudo": _bool,
+        "host_key_policy": one_of(*HOST_KEY_POLICIES), "sudo": boolean,
         "connect_timeout": _seconds, "command_timeout": _seconds,
         "password": _secret, "sudo_password": _secret,
     }
@@ -311,7 +310,7 @@ def _build_host(name: str, layers: list[Raw], at: _Loc, spell: _Spelling, base: 
     if "address" not in merged:
         at.key(spell.host("address")).fail("is required (how SSH reaches the host: an IP or DNS name)")
     address = value("address")
-    if "ip" not in merged and _parse_or_none(ipaddress.IPv4Address, address) is None:
+    if "ip" not in merged and parse_or_none(ipaddress.IPv4Address, address) is None:
         at.key(spell.host("ip")).fail(
             f"is required: address {address} is not an IPv4 address (ip is the host's Calico/BGP IPv4)")
     defaults = {**SSH_DEFAULTS, "known_hosts": _path(base)(at, SSH_DEFAULTS["known_hosts"])}
@@ -340,7 +339,7 @@ def _build_etcd(raw: Raw, top: _Loc, spell: _Spelling, hosts: dict[str, Inventor
     if "endpoints" not in raw:
         loc("endpoints").fail("is required: one or more etcd URLs like http://192.168.20.1:2379")
     value, where = raw["endpoints"]
-    endpoints = _list_of(_endpoint)(where, value)
+    endpoints = list_of(_endpoint)(where, value)
     if not endpoints:
         where.fail("must list at least one etcd URL like http://192.168.20.1:2379")
     scheme = urlsplit(endpoints[0]).scheme
@@ -361,7 +360,7 @@ def _build_etcd(raw: Raw, top: _Loc, spell: _Spelling, hosts: dict[str, Inventor
     for key, path in tls.items():
         if not os.path.isfile(path):
             loc(key).fail(f"no such file: {path}")
-    etcd_host = _non_empty_str(loc("host"), raw["host"][0]) if "host" in raw else None
+    etcd_host = non_empty_str(loc("host"), raw["host"][0]) if "host" in raw else None
     if etcd_host is not None and etcd_host not in hosts:
         loc("host").fail(f"unknown host {etcd_host!r} (hosts: {', '.join(sorted(hosts))})")
     return EtcdAccess(endpoints=endpoints, scheme=scheme, host=etcd_host, ca_file=tls.get("ca_file"),
@@ -375,7 +374,7 @@ def _build(source: str, base: Path, lab: Raw, hosts: dict[str, tuple[_Loc, list[
     if not hosts:
         top.fail("defines no hosts (at least one is needed)")
     if "name" in lab:
-        name = _matching(TOPOLOGY_NAME, "lab name")(lab["name"][1], lab["name"][0])
+        name = matching(TOPOLOGY_NAME, "lab name")(lab["name"][1], lab["name"][0])
     else:
         name = Path(source).stem
         if not TOPOLOGY_NAME.fullmatch(name):
@@ -401,7 +400,7 @@ def _from_native(data: object, source: str, base: Path) -> Inventory:
     top = _Loc(source)
     mapping = _mapping(top, data, TOP_KEYS)
     if mapping.get("version") not in (None, 1):
-        top.key("version").fail(f"{_show(mapping['version'])} is not supported (this suite reads 1)")
+        top.key("version").fail(f"{show(mapping['version'])} is not supported (this suite reads 1)")
     checks = _checks(base)
     defaults = _typed(_raw(top.key("ssh"), mapping.get("ssh"), SSH_KEYS), checks)
     lab = _raw(top.key("etcd"), mapping.get("etcd"), ETCD_KEYS)
@@ -409,10 +408,10 @@ def _from_native(data: object, source: str, base: Path) -> Inventory:
         lab["name"] = (mapping["name"], top.key("name"))
     hosts = {}
     for name, entry in _mapping(top.key("hosts"), mapping.get("hosts")).items():
-        _matching(HOST_NAME, "host name")(top.key("hosts"), name)
+        matching(HOST_NAME, "host name")(top.key("hosts"), name)
         at = _Loc(source, f"host {name}")
         if not isinstance(entry, dict):
-            at.fail(f"expected a mapping with at least an address, got {_describe(entry)}")
+            at.fail(f"expected a mapping with at least an address, got {describe(entry)}")
         hosts[name] = (at, [defaults, _typed(_raw(at, entry, HOST_KEYS), checks)])
     return _build(source, base, lab, hosts, NATIVE)
 
@@ -441,7 +440,7 @@ def _ansible_yaml(data: dict[Any, Any], source: str) -> tuple[dict[str, _Group],
         variables = _mapping(at.key("vars"), entry.get("vars"))
         group.vars.update((str(k), (v, at.key(str(k)))) for k, v in variables.items())
         for host, hvars in _mapping(at.key("hosts"), entry.get("hosts")).items():
-            _matching(HOST_NAME, "host name")(at.key("hosts"), host)
+            matching(HOST_NAME, "host name")(at.key("hosts"), host)
             host_at = _Loc(source, f"host {host}")
             group.hosts.append(str(host))
             host_vars.setdefault(str(host), {}).update(
@@ -467,7 +466,7 @@ def _ansible_ini(text: str, source: str) -> tuple[dict[str, _Group], dict[str, d
         if line.startswith("["):
             header = re.fullmatch(r"\[([^\]:\s]+)(?::([^\]\s]*))?\]\s*(?:[#;].*)?", line)
             if not header:
-                at.fail(f"{_show(line)} is not a section header like "
+                at.fail(f"{show(line)} is not a section header like "
                         "[group], [group:vars] or [group:children]")
             group, kind = header.group(1), header.group(2) or "hosts"
             if kind not in ("hosts", "vars", "children"):
@@ -481,24 +480,24 @@ def _ansible_ini(text: str, source: str) -> tuple[dict[str, _Group], dict[str, d
             group_at = replace(at, where=f"{at.where}: group {group}")
             key, sep, value = (part.strip() for part in line.partition("="))
             if not sep or not key:
-                group_at.fail(f"expected key=value, got {_show(line)}")
+                group_at.fail(f"expected key=value, got {show(line)}")
             if key in groups[group].vars:
                 _duplicate(group_at.key(key), groups[group].vars[key][1])
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
                 value = value[1:-1]
             groups[group].vars[key] = (value, group_at.key(key))
         else:
-            words = _parse_or_none(lambda s: shlex.split(s, comments=True), line)
+            words = parse_or_none(lambda s: shlex.split(s, comments=True), line)
             if words is None:
                 at.fail("cannot split the line into words (an unclosed quote?)")  # may hold a secret
-            host, assignments = _matching(HOST_NAME, "host name")(at, words[0]), words[1:]
+            host, assignments = matching(HOST_NAME, "host name")(at, words[0]), words[1:]
             host_at = replace(at, where=f"{at.where}: host {host}")
             groups[group].hosts.append(host)
             line_vars: dict[str, tuple[Any, _Loc]] = {}
             for word in assignments:
                 key, sep, value = word.partition("=")
                 if not sep or not key:
-                    host_at.fail(f"expected key=value, got {_show(word)}")
+                    host_at.fail(f"expected key=value, got {show(word)}")
                 if key in line_vars:
                     _duplicate(host_at.key(key), line_vars[key][1])
                 line_vars[key] = (value, host_at.key(key))
@@ -517,11 +516,11 @@ def _from_ini_text(key: str, value: Any, loc: _Loc) -> Any:
     if key in ("port", "as_num") and value.isdigit():
         return int(value)
     if key in ("connect_timeout", "command_timeout"):
-        number = _parse_or_none(float, value)
+        number = parse_or_none(float, value)
         return value if number is None else number
     if key == "sudo":
         if value.lower() not in INI_TRUE + INI_FALSE:
-            loc.fail(f"expected one of {', '.join(INI_TRUE + INI_FALSE)}, got {_show(value)}")
+            loc.fail(f"expected one of {', '.join(INI_TRUE + INI_FALSE)}, got {show(value)}")
         return value.lower() in INI_TRUE
     if key == "endpoints":
         return [part.strip() for part in value.split(",")]
@@ -617,7 +616,7 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     if suffix in INI_SUFFIXES:
         return _from_ansible(*_ansible_ini(text, source), source, base, ini=True)
     try:
-        data = _load_yaml(text, source)
+        data = load_yaml(text, source)
     except TopologyError as err:
         if looks_ini:
             return _from_ansible(*_ansible_ini(text, source), source, base, ini=True)
@@ -648,7 +647,7 @@ DUMP_HEADER = """\
 def dump_inventory(inv: Inventory, *, include_secrets: bool = False) -> str:
     """Native YAML text that loads back to inv. Secrets are left out unless asked for, since
     the text is meant to be shown."""
-    ssh = [_plain(host.ssh) for host in inv.hosts]
+    ssh = [plain(host.ssh) for host in inv.hosts]
     shown = [key for key in SSH_KEYS if include_secrets or key not in SECRET_KEYS]
     # The most common value of each setting becomes the default; a null can't override one.
     shared = {key: Counter(s[key] for s in ssh).most_common(1)[0][0] for key in shown
@@ -666,7 +665,7 @@ def dump_inventory(inv: Inventory, *, include_secrets: bool = False) -> str:
         if host.docker_url != _docker_default(host.address, host.ssh):
             entry["docker_url"] = host.docker_url
         hosts[host.name] = entry
-    etcd = {key: value for key, value in _plain(inv.etcd).items()
+    etcd = {key: value for key, value in plain(inv.etcd).items()
             if key != "scheme" and value is not None}
     data = {"version": 1, "name": inv.name, "ssh": shared, "etcd": etcd, "hosts": hosts}
     left_out = not include_secrets and secrets(inv)

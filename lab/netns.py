@@ -57,10 +57,6 @@ def inside(path: str) -> Iterator[None]:
         switch.leave()
 
 
-def current_netns_inode() -> int:
-    return os.stat("/proc/thread-self/ns/net").st_ino
-
-
 def nsenter(argv: Sequence[str], net: str, mnt: str | None = None, uts: str | None = None) -> list[str]:
     """argv run inside the given namespace files. nsenter execs, so the PID is argv's.
 

@@ -34,14 +34,14 @@ def require_root() -> None:
                        "daemons): run it as root, e.g. `sudo python -m lab up`")
 
 
-def missing_packages(path: str | None = None) -> list[str]:
+def missing_packages() -> list[str]:
     """Debian packages whose binaries are not on PATH (the lab starts them by name)."""
-    missing = {pkg for exe, pkg in REQUIRED_BINARIES.items() if shutil.which(exe, path=path) is None}
+    missing = {pkg for exe, pkg in REQUIRED_BINARIES.items() if shutil.which(exe) is None}
     return sorted(missing)
 
 
-def require_packages(path: str | None = None) -> None:
-    missing = missing_packages(path)
+def require_packages() -> None:
+    missing = missing_packages()
     if missing:
         raise LabError(f"missing Debian package(s) {', '.join(missing)}: "
                        + INSTALL_HINT.format(pkgs=" ".join(missing)))

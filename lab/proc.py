@@ -84,13 +84,13 @@ def process_start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
-def spawn(name: str, argv: Sequence[str], log_path: str, env: Mapping[str, str] | None = None) -> Daemon:
+def spawn(name: str, argv: Sequence[str], log_path: str) -> Daemon:
     """Start a long-lived daemon detached from our session, logging to log_path.
 
     argv[0] must exec the daemon itself (nsenter does), so the PID we get is the daemon's."""
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, env=dict(env) if env is not None else None)
+                                start_new_session=True)
     ticks = None
     for _ in range(50):  # /proc/<pid>/stat appears at once; the loop only covers a fast crash
         ticks = process_start_ticks(proc.pid)

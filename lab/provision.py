@@ -21,20 +21,20 @@ from . import docker_api, paths
 from .calico import rules as calico_rules
 from .errors import LabError
 from .proc import wait_until
+from .schema import ROLE_CALICO_NODE
 from .state import LabState
-from .topology import ROLE_CALICO_NODE
 from .transport import LocalNamespaceHost, lab_hosts
 
 Log = Callable[[str], None]
 DIRECTIONS = ("inbound", "outbound")
 
 
-def calicoctl(host: LocalNamespaceHost, *args: str, input: str | None = None,
-              env: dict | None = None, timeout: float = 90) -> str:
+def calicoctl(host: LocalNamespaceHost, *args: str, env: dict | None = None,
+              timeout: float = 90) -> str:
     argv = ["calicoctl", *args]
     if env:
         argv = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
-    res = host.run(argv, timeout=timeout, input=input)
+    res = host.run(argv, timeout=timeout)
     if not res.ok:
         out = (res.stdout + res.stderr).strip().splitlines()
         raise LabError(f"{host.name}: `{shlex.join(['calicoctl', *args])}` failed (exit {res.rc}): "

@@ -23,7 +23,7 @@ from typing import Callable, Mapping, Sequence
 from . import paths, provision
 from .errors import LabError
 from .image import IMAGE
-from .topology import ROLE_CALICO_NODE
+from .schema import ROLE_CALICO_NODE
 from .transport import Host, LocalNamespaceHost
 
 Log = Callable[[str], None]

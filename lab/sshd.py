@@ -32,7 +32,7 @@ from .errors import LabError
 from .proc import spawn
 from .state import LabState
 from .topology import Topology
-from .transport import tutorial_env
+from .transport import node_exec_argv, tutorial_env
 
 SSHD = "/usr/sbin/sshd"
 SSH_PORT = 22
@@ -152,13 +152,12 @@ def prepare(topology: Topology) -> None:
 
 # -- the daemons ----------------------------------------------------------------------------
 
-def start(st: LabState, nodes: list[str] | None = None) -> None:
+def start(st: LabState) -> None:
     """Write the key material (on a first start) and spawn sshd on every node at once; they
     are not waited for here: `wait_ready` does that, from the management namespace."""
-    from .builder import node_exec_argv   # builder imports this module
     if not os.path.exists(KNOWN_HOSTS):
         prepare(st.topology)
-    for node in nodes or st.topology.node_names:
+    for node in st.topology.node_names:
         argv = [SSHD, "-D", "-e", "-f", config_file(node)]
         st.daemons[daemon_key(node)] = spawn(daemon_key(node), node_exec_argv(node, argv),
                                              paths.NodePaths(node).log("sshd"))

@@ -26,10 +26,6 @@ class LabState:
     daemons: dict[str, Daemon] = field(default_factory=dict)
 
     # -- derived views --------------------------------------------------------------------
-    def node_paths(self, node: str) -> paths.NodePaths:
-        self.topology.node(node)  # a clear error for an unknown node
-        return paths.NodePaths(node)
-
     @property
     def mgmt_netns_file(self) -> str:
         return paths.netns_path(f"{paths.PREFIX}-{self.topology.management.name}")

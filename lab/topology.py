@@ -10,32 +10,35 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NoReturn
-
-import yaml
+from typing import Any, NoReturn
 
 from lab.errors import TopologyError
+# The model's parts and the constants shared with inventories live in lab.schema; they are
+# imported from here too (`from lab.topology import ROLE_CALICO_NODE, Node`), which stays so.
+from lab.schema import (
+    DEFAULT_AS, MAX_AS, ROLE_CALICO_NODE, ROLE_ROUTE_REFLECTOR, ROLES, TOPOLOGY_NAME, Bgp,
+    BgpPeer, Etcd, Fabric, Management, Network, Node, Pool, Profile, RouteReflector, Rules,
+    Workload,
+)
+from lab.schema import (
+    Check, boolean, describe, int_in, ipv4, list_of, load_yaml, matching, non_empty_str,
+    one_of, parse_or_none, plain, sequence, show, string,
+)
 
 TOPOLOGY_DIR = Path(__file__).resolve().parent / "topologies"
 
-ROLE_CALICO_NODE = "calico-node"
-ROLE_ROUTE_REFLECTOR = "route-reflector"
-ROLES = (ROLE_CALICO_NODE, ROLE_ROUTE_REFLECTOR)
 BGP_MODES = ("mesh", "route-reflector")
 MAX_NODES = 16
-MAX_AS = 4294967295  # 4-byte AS numbers
 SMALLEST_POOL_PREFIX = 26  # Calico IPAM hands out /26 blocks, so a pool must hold one
 LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")  # Calico uses 169.254.1.1 as the gateway
 
 DEFAULT_SUBNET = "192.168.20.0/24"
 DEFAULT_MANAGEMENT = ("mgmt", "192.168.20.254")
 DEFAULT_ETCD_PORT = 2379
-DEFAULT_AS = 64511
 DEFAULT_IMAGE = "calico-net-test:1.0"
 
-TOPOLOGY_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 # Short: node names end up inside interface and network-namespace names (15-char limit).
 NODE_NAME = re.compile(r"[a-z][a-z0-9-]{0,10}")
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
@@ -47,93 +50,9 @@ RULE_ACTIONS = ("allow", "deny")
 
 
 @dataclass(frozen=True)
-class Fabric:
-    subnet: str
-
-
-@dataclass(frozen=True)
-class Management:
-    name: str
-    ip: str
-
-
-@dataclass(frozen=True)
-class Etcd:
-    node: str
-    port: int
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    ip: str
-    as_num: int | None  # None: the node uses bgp.as_num
-    roles: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RouteReflector:
-    node: str
-    cluster_id: str
-
-
-@dataclass(frozen=True)
-class BgpPeer:
-    ip: str
-    as_num: int
-    node: str | None  # None: a global peer of every node
-
-
-@dataclass(frozen=True)
-class Bgp:
-    mode: str
-    as_num: int
-    route_reflectors: tuple[RouteReflector, ...]
-    peers: tuple[BgpPeer, ...]
-
-
-@dataclass(frozen=True)
-class Pool:
-    cidr: str
-    ipip: bool
-    nat_outgoing: bool
-
-
-@dataclass(frozen=True)
-class Network:
-    name: str
-    subnet: str | None
-    driver: str
-    ipam_driver: str
-
-
-@dataclass(frozen=True)
-class Rules:
-    # Verbatim calicoctl rule strings, the complete wanted list per direction (the
-    # profile's rules are made equal to it); None leaves that direction as it is.
-    inbound: tuple[str, ...] | None
-    outbound: tuple[str, ...] | None
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    tags: tuple[str, ...]
-    rules: Rules
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    node: str
-    network: str
-    ip: str | None  # None: Calico IPAM picks one
-    image: str
-    command: tuple[str, ...] | None  # None: the image's default command
-
-
-@dataclass(frozen=True)
 class Topology:
+    """A whole lab, from a topology file (or saved state); its parts are lab.schema's."""
+
     name: str
     description: str
     fabric: Fabric
@@ -166,20 +85,12 @@ class Topology:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data in the file's own schema, defaults filled in."""
-        return _plain(self)
+        return plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Topology:
         """Rebuild from to_dict() output (e.g. saved lab state), re-validating it."""
         return parse_topology(data, "<state>")
-
-
-def _plain(value: Any) -> Any:
-    if is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple):
-        return [_plain(item) for item in value]
-    return value
 
 
 # --------------------------------------------------------------------------- loading
@@ -210,7 +121,7 @@ def load_topology(name_or_path: str | os.PathLike[str]) -> Topology:
         raise TopologyError(f"{source}: not a UTF-8 text file") from None
     except OSError as err:
         raise TopologyError(f"{source}: cannot read: {err.strerror or err}") from None
-    return parse_topology(_load_yaml(text, source), source)
+    return parse_topology(load_yaml(text, source), source)
 
 
 def _display_path(path: Path) -> str:
@@ -220,72 +131,7 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, which plain PyYAML silently collapses
-    (a second `ip:` would otherwise quietly win)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:  # unhashable key: the base class reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"duplicate key {_show(key)}", key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _load_yaml(text: str, source: str) -> object:
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        problem = err.problem or "syntax error"
-        # "while parsing a ..." contexts are noise; others ("expected a single document") explain.
-        if err.context and not err.context.startswith("while"):
-            problem = f"{err.context}, {problem}"
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise TopologyError(f"{source}: {where}not valid YAML: {_one_line(problem)}") from None
-    except yaml.reader.ReaderError as err:  # control characters: it knows only an offset
-        line = text.count("\n", 0, err.position) + 1
-        column = err.position - text.rfind("\n", 0, err.position)
-        raise TopologyError(
-            f"{source}: line {line}, column {column}: not valid YAML: "
-            f"unacceptable character #x{err.character:04x}"
-        ) from None
-    except yaml.YAMLError as err:
-        raise TopologyError(f"{source}: not valid YAML: {_one_line(str(err))}") from None
-
-
 # --------------------------------------------------------------------------- validation helpers
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _show(value: object) -> str:
-    text = _one_line(repr(value))
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    return f"{_show(value)} ({kinds.get(type(value), type(value).__name__)})"
 
 
 def _names(items: Any) -> str:
@@ -310,7 +156,6 @@ class _Loc:
 
 
 _REQUIRED = object()
-Check = Callable[[_Loc, Any], Any]
 
 
 class _Reader:
@@ -319,10 +164,10 @@ class _Reader:
 
     def __init__(self, loc: _Loc, value: object, allowed: tuple[str, ...]):
         if not isinstance(value, dict):
-            loc.fail(f"expected a mapping, got {_describe(value)}")
+            loc.fail(f"expected a mapping, got {describe(value)}")
         for key in value:
             if key not in allowed:
-                loc.fail(f"unknown key {_show(key)} (allowed: {', '.join(allowed)})")
+                loc.fail(f"unknown key {show(key)} (allowed: {', '.join(allowed)})")
         self.loc = loc
         self._data = value
 
@@ -339,89 +184,20 @@ class _Reader:
 
     def items(self, key: str, required: bool = False) -> list[tuple[_Loc, Any]]:
         """A list's entries with their own paths (key[0], key[1], ...)."""
-        value = self.get(key, _list, _REQUIRED if required else [])
+        value = self.get(key, sequence, _REQUIRED if required else [])
         return [(self.loc.key(key).index(i), item) for i, item in enumerate(value)]
-
-
-def _list(loc: _Loc, value: object) -> list[Any]:
-    if not isinstance(value, (list, tuple)):
-        loc.fail(f"expected a list, got {_describe(value)}")
-    return list(value)
-
-
-def _list_of(check: Check) -> Check:
-    return lambda loc, value: tuple(check(loc.index(i), item) for i, item in enumerate(_list(loc, value)))
-
-
-def _str(loc: _Loc, value: object) -> str:
-    if not isinstance(value, str):
-        loc.fail(f"expected a string, got {_describe(value)}")
-    return value
-
-
-def _non_empty_str(loc: _Loc, value: object) -> str:
-    if not _str(loc, value).strip():
-        loc.fail("must not be empty")
-    return value
-
-
-def _matching(pattern: re.Pattern[str], what: str) -> Check:
-    def check(loc: _Loc, value: object) -> str:
-        if not pattern.fullmatch(_str(loc, value)):
-            loc.fail(f"{_show(value)} is not a valid {what} (must match {pattern.pattern})")
-        return value
-    return check
-
-
-def _one_of(*choices: str) -> Check:
-    def check(loc: _Loc, value: object) -> str:
-        if _str(loc, value) not in choices:
-            loc.fail(f"{_show(value)} is not one of: {', '.join(choices)}")
-        return value
-    return check
-
-
-def _int_in(low: int, high: int) -> Check:
-    def check(loc: _Loc, value: object) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):  # bool is an int subclass
-            loc.fail(f"expected an integer, got {_describe(value)}")
-        if not low <= value <= high:
-            loc.fail(f"{value} is out of range {low}..{high}")
-        return value
-    return check
-
-
-def _bool(loc: _Loc, value: object) -> bool:
-    if not isinstance(value, bool):
-        loc.fail(f"expected true or false, got {_describe(value)}")
-    return value
-
-
-def _parse_or_none(parse: Callable[[str], Any], text: str) -> Any:
-    # Fail outside the except block so the TopologyError carries no chained traceback.
-    try:
-        return parse(text)
-    except ValueError:
-        return None
-
-
-def _ipv4(loc: _Loc, value: object) -> str:
-    ip = _parse_or_none(ipaddress.IPv4Address, _str(loc, value))
-    if ip is None:
-        loc.fail(f"{_show(value)} is not an IPv4 address")
-    return str(ip)
 
 
 def _network(low: int, high: int) -> Check:
     """A strict IPv4 network (host bits zero) with a prefix length in low..high."""
     def check(loc: _Loc, value: object) -> ipaddress.IPv4Network:
-        text = _str(loc, value)
-        net = _parse_or_none(ipaddress.IPv4Network, text)
+        text = string(loc, value)
+        net = parse_or_none(ipaddress.IPv4Network, text)
         if net is None:
-            loose = _parse_or_none(lambda t: ipaddress.IPv4Network(t, strict=False), text)
+            loose = parse_or_none(lambda t: ipaddress.IPv4Network(t, strict=False), text)
             if loose is None:
-                loc.fail(f"{_show(value)} is not an IPv4 network like 10.0.0.0/16")
-            loc.fail(f"{_show(value)} has host bits set (did you mean {loose}?)")
+                loc.fail(f"{show(value)} is not an IPv4 network like 10.0.0.0/16")
+            loc.fail(f"{show(value)} has host bits set (did you mean {loose}?)")
         if not low <= net.prefixlen <= high:
             loc.fail(f"{net} has prefix /{net.prefixlen}; it must be between /{low} and /{high}")
         return net
@@ -431,7 +207,7 @@ def _network(low: int, high: int) -> Check:
 def _host_in(subnet: ipaddress.IPv4Network, what: str) -> Check:
     """An IPv4 address usable by a host inside subnet."""
     def check(loc: _Loc, value: object) -> str:
-        ip = ipaddress.IPv4Address(_ipv4(loc, value))
+        ip = ipaddress.IPv4Address(ipv4(loc, value))
         if ip not in subnet:
             loc.fail(f"{ip} is not inside {what} {subnet}")
         if ip in (subnet.network_address, subnet.broadcast_address):
@@ -443,14 +219,14 @@ def _host_in(subnet: ipaddress.IPv4Network, what: str) -> Check:
 def _claim(loc: _Loc, value: Any, owners: dict[Any, str], owner: str) -> None:
     """Record that owner uses value (a name, an IP) and fail if someone already does."""
     if value in owners:
-        loc.fail(f"{_show(value)} is already used by {owners[value]}")
+        loc.fail(f"{show(value)} is already used by {owners[value]}")
     owners[value] = owner
 
 
 def _command(loc: _Loc, value: object) -> tuple[str, ...]:
     if isinstance(value, str):  # a shell one-liner, as `docker run image sh -c '...'`
-        return ("sh", "-c", _non_empty_str(loc, value))
-    command = _list_of(_str)(loc, value)
+        return ("sh", "-c", non_empty_str(loc, value))
+    command = list_of(string)(loc, value)
     if not command:
         loc.fail("must not be empty (leave it out to run the image's default command)")
     return command
@@ -465,7 +241,7 @@ TOP_KEYS = ("name", "description", "fabric", "management", "etcd", "nodes", "bgp
 def parse_topology(data: object, source: str) -> Topology:
     """Validate already-loaded YAML data; source names the file in error messages."""
     top = _Reader(_Loc(source), data, TOP_KEYS)
-    name = top.get("name", _matching(TOPOLOGY_NAME, "topology name"), None)
+    name = top.get("name", matching(TOPOLOGY_NAME, "topology name"), None)
     if name is None:
         name = Path(source).stem
         if not TOPOLOGY_NAME.fullmatch(name):
@@ -473,7 +249,7 @@ def parse_topology(data: object, source: str) -> Topology:
                 f"is required: the file name {name!r} is not a valid topology name "
                 f"(must match {TOPOLOGY_NAME.pattern})"
             )
-    description = top.get("description", _str, "")
+    description = top.get("description", string, "")
     fabric = _parse_fabric(top.section("fabric", ("subnet",)))
     subnet = ipaddress.IPv4Network(fabric.subnet)
     management = _parse_management(top.section("management", ("name", "ip")), subnet)
@@ -503,14 +279,14 @@ def _parse_fabric(r: _Reader) -> Fabric:
 def _parse_management(r: _Reader, subnet: ipaddress.IPv4Network) -> Management:
     name, ip = DEFAULT_MANAGEMENT
     return Management(
-        name=r.get("name", _matching(NODE_NAME, "host name"), name),
+        name=r.get("name", matching(NODE_NAME, "host name"), name),
         # The default must still fit a non-default fabric, so check it too.
-        ip=_host_in(subnet, "fabric.subnet")(r.loc.key("ip"), r.get("ip", _ipv4, ip)),
+        ip=_host_in(subnet, "fabric.subnet")(r.loc.key("ip"), r.get("ip", ipv4, ip)),
     )
 
 
 def _check_node(loc: _Loc, value: object, nodes: dict[str, Node]) -> Node:
-    if _str(loc, value) not in nodes:
+    if string(loc, value) not in nodes:
         loc.fail(f"unknown node {value!r} (nodes: {_names(nodes)})")
     return nodes[value]
 
@@ -525,10 +301,10 @@ def _parse_nodes(top: _Reader, subnet: ipaddress.IPv4Network, management: Manage
     for loc, entry in entries:
         r = _Reader(loc, entry, ("name", "ip", "as_num", "roles"))
         node = Node(
-            name=r.get("name", _matching(NODE_NAME, "node name")),
+            name=r.get("name", matching(NODE_NAME, "node name")),
             ip=r.get("ip", _host_in(subnet, "fabric.subnet")),
-            as_num=r.get("as_num", _int_in(1, MAX_AS), None),
-            roles=r.get("roles", _list_of(_one_of(*ROLES)), (ROLE_CALICO_NODE,)),
+            as_num=r.get("as_num", int_in(1, MAX_AS), None),
+            roles=r.get("roles", list_of(one_of(*ROLES)), (ROLE_CALICO_NODE,)),
         )
         _claim(loc.key("name"), node.name, names, loc.path)
         _claim(loc.key("ip"), node.ip, ips, loc.path)
@@ -544,13 +320,13 @@ def _parse_etcd(r: _Reader, nodes: dict[str, Node]) -> Etcd:
     first = next(iter(nodes))
     return Etcd(
         node=r.get("node", lambda loc, v: _check_node(loc, v, nodes).name, first),
-        port=r.get("port", _int_in(1, 65535), DEFAULT_ETCD_PORT),
+        port=r.get("port", int_in(1, 65535), DEFAULT_ETCD_PORT),
     )
 
 
 def _parse_bgp(r: _Reader, nodes: dict[str, Node]) -> Bgp:
-    mode = r.get("mode", _one_of(*BGP_MODES), "mesh")
-    as_num = r.get("as_num", _int_in(1, MAX_AS), DEFAULT_AS)
+    mode = r.get("mode", one_of(*BGP_MODES), "mesh")
+    as_num = r.get("as_num", int_in(1, MAX_AS), DEFAULT_AS)
 
     reflectors: list[RouteReflector] = []
     reflector_nodes: dict[str, str] = {}
@@ -560,7 +336,7 @@ def _parse_bgp(r: _Reader, nodes: dict[str, Node]) -> Bgp:
         if ROLE_ROUTE_REFLECTOR not in node.roles:
             loc.key("node").fail(f"node {node.name} does not have the {ROLE_ROUTE_REFLECTOR} role")
         _claim(loc.key("node"), node.name, reflector_nodes, loc.path)
-        reflectors.append(RouteReflector(node=node.name, cluster_id=rr.get("cluster_id", _ipv4)))
+        reflectors.append(RouteReflector(node=node.name, cluster_id=rr.get("cluster_id", ipv4)))
     if mode == "route-reflector" and not reflectors:
         r.loc.key("route_reflectors").fail("mode route-reflector needs at least one route reflector")
 
@@ -569,8 +345,8 @@ def _parse_bgp(r: _Reader, nodes: dict[str, Node]) -> Bgp:
     for loc, entry in r.items("peers"):
         p = _Reader(loc, entry, ("ip", "as_num", "node"))
         peer = BgpPeer(
-            ip=p.get("ip", _ipv4),
-            as_num=p.get("as_num", _int_in(1, MAX_AS)),
+            ip=p.get("ip", ipv4),
+            as_num=p.get("as_num", int_in(1, MAX_AS)),
             node=p.get("node", lambda l, v: _check_node(l, v, nodes).name, None),
         )
         if (peer.ip, peer.node) in seen_peers:
@@ -597,8 +373,8 @@ def _parse_pools(top: _Reader, subnet: ipaddress.IPv4Network) -> tuple[Pool, ...
         taken.append((loc.path, cidr))
         pools.append(Pool(
             cidr=str(cidr),
-            ipip=r.get("ipip", _bool, False),
-            nat_outgoing=r.get("nat_outgoing", _bool, False),
+            ipip=r.get("ipip", boolean, False),
+            nat_outgoing=r.get("nat_outgoing", boolean, False),
         ))
     return tuple(pools)
 
@@ -610,10 +386,10 @@ def _parse_networks(top: _Reader, pools: tuple[Pool, ...]) -> tuple[Network, ...
     for loc, entry in top.items("networks"):
         r = _Reader(loc, entry, ("name", "subnet", "driver", "ipam_driver"))
         network = Network(
-            name=r.get("name", _matching(DOCKER_NAME, "network name")),
+            name=r.get("name", matching(DOCKER_NAME, "network name")),
             subnet=r.get("subnet", lambda l, v: str(_network(0, 32)(l, v)), None),
-            driver=r.get("driver", _one_of("calico"), "calico"),
-            ipam_driver=r.get("ipam_driver", _one_of("calico"), "calico"),
+            driver=r.get("driver", one_of("calico"), "calico"),
+            ipam_driver=r.get("ipam_driver", one_of("calico"), "calico"),
         )
         _claim(loc.key("name"), network.name, names, loc.path)
         if network.subnet is not None and network.subnet not in cidrs:
@@ -626,9 +402,9 @@ def _parse_networks(top: _Reader, pools: tuple[Pool, ...]) -> tuple[Network, ...
 
 
 def _rule(loc: _Loc, value: object) -> str:
-    words = _str(loc, value).split()
+    words = string(loc, value).split()
     if not words or words[0] not in RULE_ACTIONS:
-        loc.fail(f"{_show(value)} must start with 'allow' or 'deny'")
+        loc.fail(f"{show(value)} must start with 'allow' or 'deny'")
     return value
 
 
@@ -637,15 +413,15 @@ def _parse_profiles(top: _Reader) -> tuple[Profile, ...]:
     profiles = []
     for loc, entry in top.items("profiles"):
         r = _Reader(loc, entry, ("name", "tags", "rules"))
-        name = r.get("name", _matching(CALICO_NAME, "profile name"))
+        name = r.get("name", matching(CALICO_NAME, "profile name"))
         _claim(loc.key("name"), name, names, loc.path)
-        tags = r.get("tags", _list_of(_matching(CALICO_NAME, "tag name")), ())
+        tags = r.get("tags", list_of(matching(CALICO_NAME, "tag name")), ())
         if len(set(tags)) != len(tags):
             loc.key("tags").fail(f"lists a tag twice: {list(tags)}")
         rules = r.section("rules", ("inbound", "outbound"))
         profiles.append(Profile(name=name, tags=tags, rules=Rules(
-            inbound=rules.get("inbound", _list_of(_rule), None),
-            outbound=rules.get("outbound", _list_of(_rule), None),
+            inbound=rules.get("inbound", list_of(_rule), None),
+            outbound=rules.get("outbound", list_of(_rule), None),
         )))
     return tuple(profiles)
 
@@ -660,16 +436,16 @@ def _parse_workloads(
     workloads = []
     for loc, entry in top.items("workloads"):
         r = _Reader(loc, entry, ("name", "node", "network", "ip", "image", "command"))
-        name = r.get("name", _matching(DOCKER_NAME, "container name"))
+        name = r.get("name", matching(DOCKER_NAME, "container name"))
         _claim(loc.key("name"), name, names, loc.path)
         node = r.get("node", lambda l, v: _check_node(l, v, nodes))
         if ROLE_CALICO_NODE not in node.roles:
             loc.key("node").fail(f"node {node.name} does not have the {ROLE_CALICO_NODE} role")
-        network = r.get("network", _str)
+        network = r.get("network", string)
         if network not in by_network:
             loc.key("network").fail(f"unknown network {network!r} (networks: {_names(by_network)})")
         subnet = by_network[network].subnet
-        ip = r.get("ip", _ipv4, None)
+        ip = r.get("ip", ipv4, None)
         if ip is not None:
             address = ipaddress.IPv4Address(ip)
             if subnet is not None and address not in ipaddress.IPv4Network(subnet):
@@ -682,7 +458,7 @@ def _parse_workloads(
             node=node.name,
             network=network,
             ip=ip,
-            image=r.get("image", _non_empty_str, DEFAULT_IMAGE),
+            image=r.get("image", non_empty_str, DEFAULT_IMAGE),
             command=r.get("command", _command, None),
         ))
     return tuple(workloads)

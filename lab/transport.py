@@ -60,6 +60,13 @@ def tutorial_env(topology: Topology) -> dict[str, str]:
     }
 
 
+def node_exec_argv(node: str, argv: list[str]) -> list[str]:
+    """argv run inside an embedded lab node's network, mount and UTS namespaces (how the
+    builder and sshd start the nodes' daemons)."""
+    p = paths.NodePaths(node)
+    return netns.nsenter(argv, net=p.netns_file, mnt=p.mnt_file, uts=p.uts_file)
+
+
 class LocalNamespaceHost(Host):
     """A host of the embedded lab: a network (+ mount + UTS) namespace on this machine."""
 

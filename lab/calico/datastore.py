@@ -51,14 +51,14 @@ class NotFound(DatastoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def get_hostname(env: Mapping[str, str] | None = None) -> str:
+def get_hostname() -> str:
     """The Calico hostname: $HOSTNAME if exported, else gethostname() (spec §0.4, §3.1)."""
-    env = os.environ if env is None else env
-    return env.get("HOSTNAME") or socket.gethostname()
+    return os.environ.get("HOSTNAME") or socket.gethostname()
 
 
-def _etcd_errors(fn):
-    """libcalico's `handle_errors`: no raw etcd exception leaks out of the public API."""
+def etcd_errors(fn):
+    """libcalico's `handle_errors`: no raw etcd exception leaks out of the public API (this
+    module's, and that of ipam, which builds on it)."""
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         try:
@@ -361,7 +361,7 @@ class Datastore:
                       if c.key and c.key.startswith(prefix))
 
     # -- node start (spec §0.3, §1.2, §1.3) --------------------------------------------------
-    @_etcd_errors
+    @etcd_errors
     def ensure_global_config(self, hostname: str | None = None) -> None:
         """Global defaults, each only if absent; IPAM/pool dirs; ClusterGUID; Ready (always)."""
         hostname = hostname or get_hostname()
@@ -385,7 +385,7 @@ class Datastore:
             except etcd.EtcdAlreadyExist:
                 pass
 
-    @_etcd_errors
+    @etcd_errors
     def create_host(self, hostname: str, ip: str, ip6: str | None = None,
                     as_num: str | None = None) -> None:
         """Per-host keys of spec §1.3."""
@@ -402,7 +402,7 @@ class Datastore:
             self.client.write(keys.host_config(hostname, "DefaultEndpointToHostAction"), "RETURN")
         self.client.write(keys.host_config(hostname, "marker"), "created")
 
-    @_etcd_errors
+    @etcd_errors
     def hostname_for_ip(self, ip: str, exclude: str | None = None) -> str | None:
         """Which host registered `ip` as its BGP address (ip_addr_v4/ip_addr_v6), ignoring the
         host `exclude`; the first by name if several did; None if none did."""
@@ -414,22 +414,20 @@ class Datastore:
                 found.append(parts[5])
         return min(found) if found else None
 
-    @_etcd_errors
+    @etcd_errors
     def remove_host(self, hostname: str) -> None:
-        """`calicoctl node remove` datastore part: the host's BGP and v1 trees, and its IPAM
-        affinities (libcalico `remove_ipam_host`). Endpoint IPs are the caller's to release."""
-        from .ipam import Ipam               # ipam builds on this module
-        Ipam(self).remove_ipam_host(hostname)
+        """`calicoctl node remove` datastore part: the host's BGP and v1 trees. Its IPAM
+        data (Ipam.remove_ipam_host) and endpoint IPs are the caller's to release first."""
         self._delete(keys.bgp_host(hostname), recursive=True)
         self._delete(keys.host(hostname), recursive=True)
 
-    @_etcd_errors
+    @etcd_errors
     def hosts(self) -> list[str]:
         """Hostnames registered under /calico/v1/host or /calico/bgp/v1/host."""
         return sorted(set(self._child_names(keys.HOSTS)) | set(self._child_names(keys.BGP_HOSTS)))
 
     # -- Felix config (spec §1.9) ------------------------------------------------------------
-    @_etcd_errors
+    @etcd_errors
     def set_config(self, name: str, value: str | None, hostname: str | None = None) -> None:
         """Global (or per-host) Felix config; None deletes the key."""
         key = keys.host_config(hostname, name) if hostname else keys.config(name)
@@ -438,7 +436,7 @@ class Datastore:
         else:
             self.client.write(key, str(value))
 
-    @_etcd_errors
+    @etcd_errors
     def get_config(self, name: str, hostname: str | None = None) -> str | None:
         return self._get(keys.host_config(hostname, name) if hostname else keys.config(name))
 
@@ -449,32 +447,32 @@ class Datastore:
         base = keys.POOLS_V4 if net.version == 4 else keys.POOLS_V6
         return f"{base}/{keys.cidr_key(str(net))}"
 
-    @_etcd_errors
+    @etcd_errors
     def pools(self, version: int = 4) -> list[model.Pool]:
         base = keys.POOLS_V4 if version == 4 else keys.POOLS_V6
         found = [parse_pool(v) for _, v in self._leaves(base) if v]
         return sorted((p for p in found if p is not None), key=lambda p: _net_sort_key(p.cidr))
 
-    @_etcd_errors
+    @etcd_errors
     def get_pool(self, cidr: str) -> model.Pool | None:
         text = self._get(self._pool_key(cidr))
         return parse_pool(text) if text else None
 
-    @_etcd_errors
+    @etcd_errors
     def add_pool(self, pool: model.Pool) -> None:
         """Write (or rewrite) a pool; an IPIP pool also sets IpInIpEnabled=true."""
         if pool.ipip and self._get(keys.config("IpInIpEnabled")) != "true":
             self.client.write(keys.config("IpInIpEnabled"), "true")
         self.client.write(self._pool_key(pool.cidr), pool_json(pool))
 
-    @_etcd_errors
+    @etcd_errors
     def remove_pool(self, cidr: str) -> None:
         """Delete the pool key only (calicoctl's disable/sleep/release dance is its own)."""
         if not self._delete(self._pool_key(cidr)):
             raise NotFound(f"{_norm_cidr(cidr)} is not a configured pool.")
 
     # -- profiles (spec §1.5) -----------------------------------------------------------------
-    @_etcd_errors
+    @etcd_errors
     def profile_exists(self, name: str) -> bool:
         return self._exists(keys.profile(name))
 
@@ -485,7 +483,7 @@ class Datastore:
         except etcd.EtcdKeyNotFound:
             return False
 
-    @_etcd_errors
+    @etcd_errors
     def create_profile(self, name: str) -> None:
         """tags [name], labels {}, rules: allow inbound from own tag, allow all outbound.
         Overwrites an existing profile of that name (as libcalico did)."""
@@ -496,16 +494,16 @@ class Datastore:
             "inbound_rules": [{"action": "allow", "src_tag": name}],
             "outbound_rules": [{"action": "allow"}]}))
 
-    @_etcd_errors
+    @etcd_errors
     def remove_profile(self, name: str) -> None:
         if not self._delete(keys.profile(name), recursive=True):
             raise NotFound(f"{name} is not a configured profile.")
 
-    @_etcd_errors
+    @etcd_errors
     def profile_names(self) -> list[str]:
         return self._child_names(keys.PROFILES)
 
-    @_etcd_errors
+    @etcd_errors
     def get_profile(self, name: str) -> model.Profile:
         """The profile as Felix sees it; a profile without valid rules has none (empty)."""
         leaves = dict(self._leaves(keys.profile(name)))
@@ -520,11 +518,11 @@ class Datastore:
                                  leaves.get(f"{base}/labels"))
         return prof
 
-    @_etcd_errors
+    @etcd_errors
     def set_profile_tags(self, name: str, tags: Iterable[str]) -> None:
         self.client.write(f"{keys.profile(name)}/tags", json.dumps(list(tags)))
 
-    @_etcd_errors
+    @etcd_errors
     def set_profile_rules(self, name: str, doc: Mapping) -> None:
         """doc = {"inbound_rules": [...], "outbound_rules": [...]} (rule dicts, spec §2.1)."""
         self.client.write(f"{keys.profile(name)}/rules", json.dumps({
@@ -532,56 +530,56 @@ class Datastore:
             "outbound_rules": list(doc.get("outbound_rules", []))}))
 
     # -- endpoints (spec §1.4) ----------------------------------------------------------------
-    @_etcd_errors
+    @etcd_errors
     def set_endpoint(self, ep: model.Endpoint) -> None:
         self.client.write(keys.endpoint(ep.hostname, ep.endpoint_id, ep.orchestrator_id,
                                         ep.workload_id), endpoint_json(ep))
 
-    @_etcd_errors
+    @etcd_errors
     def remove_endpoint(self, hostname: str, endpoint_id: str,
                         orchestrator: str = keys.ORCHESTRATOR_LIBNETWORK,
                         workload: str = keys.WORKLOAD_LIBNETWORK) -> None:
         if not self._delete(keys.endpoint(hostname, endpoint_id, orchestrator, workload)):
             raise NotFound(f"Endpoint {endpoint_id} not found on host {hostname}")
 
-    @_etcd_errors
+    @etcd_errors
     def endpoints(self, hostname: str | None = None) -> list[model.Endpoint]:
         base = keys.host(hostname) if hostname else keys.HOSTS
         found = (parse_endpoint(k, v) for k, v in self._leaves(base))
         return sorted((e for e in found if e is not None), key=_endpoint_sort_key)
 
-    @_etcd_errors
+    @etcd_errors
     def find_endpoint(self, endpoint_id: str) -> model.Endpoint | None:
         return next((e for e in self.endpoints() if e.endpoint_id == endpoint_id), None)
 
-    @_etcd_errors
+    @etcd_errors
     def profile_members(self, profile: str) -> list[model.Endpoint]:
         return [e for e in self.endpoints() if profile in e.profile_ids]
 
     # -- BGP (spec §1.8) ----------------------------------------------------------------------
-    @_etcd_errors
+    @etcd_errors
     def get_default_as(self) -> str:
         value = self._get(f"{keys.BGP_GLOBAL}/as_num")
         return str(value) if value else model.DEFAULT_AS
 
-    @_etcd_errors
+    @etcd_errors
     def set_default_as(self, asn: str) -> None:
         self.client.write(f"{keys.BGP_GLOBAL}/as_num", str(asn))
 
-    @_etcd_errors
+    @etcd_errors
     def get_node_mesh(self) -> bool:
         return parse_node_mesh(self._get(f"{keys.BGP_GLOBAL}/node_mesh"))
 
-    @_etcd_errors
+    @etcd_errors
     def set_node_mesh(self, enabled: bool) -> None:
         self.client.write(f"{keys.BGP_GLOBAL}/node_mesh", json.dumps({"enabled": bool(enabled)}))
 
-    @_etcd_errors
+    @etcd_errors
     def get_bgp_loglevel(self, hostname: str | None = None) -> str | None:
         return self._get(keys.bgp_host(hostname, "loglevel") if hostname
                          else f"{keys.BGP_GLOBAL}/loglevel")
 
-    @_etcd_errors
+    @etcd_errors
     def set_bgp_loglevel(self, level: str | None, hostname: str | None = None) -> None:
         key = keys.bgp_host(hostname, "loglevel") if hostname else f"{keys.BGP_GLOBAL}/loglevel"
         if level is None:
@@ -602,33 +600,33 @@ class Datastore:
     def _peer_json(ip: str, as_num) -> str:
         return json.dumps({"ip": str(ipaddress.ip_address(str(ip))), "as_num": str(as_num)})
 
-    @_etcd_errors
+    @etcd_errors
     def global_peers(self, version: int = 4) -> list[model.Peer]:
         return self._peers(f"{keys.BGP_GLOBAL}/peer_v{version}")
 
-    @_etcd_errors
+    @etcd_errors
     def add_global_peer(self, ip: str, as_num) -> None:
         self.client.write(self._peer_key(ip, None), self._peer_json(ip, as_num))
 
-    @_etcd_errors
+    @etcd_errors
     def remove_global_peer(self, ip: str) -> None:
         if not self._delete(self._peer_key(ip, None)):
             raise NotFound(f"{ip} is not a configured peer.")
 
-    @_etcd_errors
+    @etcd_errors
     def node_peers(self, hostname: str, version: int = 4) -> list[model.Peer]:
         return self._peers(keys.bgp_host(hostname, f"peer_v{version}"))
 
-    @_etcd_errors
+    @etcd_errors
     def add_node_peer(self, hostname: str, ip: str, as_num) -> None:
         self.client.write(self._peer_key(ip, hostname), self._peer_json(ip, as_num))
 
-    @_etcd_errors
+    @etcd_errors
     def remove_node_peer(self, hostname: str, ip: str) -> None:
         if not self._delete(self._peer_key(ip, hostname)):
             raise NotFound(f"{ip} is not a configured peer.")
 
-    @_etcd_errors
+    @etcd_errors
     def host_bgp(self, hostname: str) -> tuple[str | None, str | None, str | None]:
         """(ip_addr_v4, ip_addr_v6, as_num or None) as stored: ip_addr_v6 is "" for a host
         started without IPv6; all three are None for a host that never registered."""
@@ -637,7 +635,7 @@ class Datastore:
         as_num = self._get(keys.bgp_host(hostname, "as_num"))
         return v4, v6, as_num or None
 
-    @_etcd_errors
+    @etcd_errors
     def route_reflectors(self, version: int = 4) -> list[model.RouteReflector]:
         out = []
         for key, value in self._leaves(f"/calico/bgp/v1/rr_v{version}"):
@@ -646,7 +644,7 @@ class Datastore:
                 out.append(rr)
         return sorted(out, key=lambda r: _ip_sort_key(r.ip))
 
-    @_etcd_errors
+    @etcd_errors
     def add_route_reflector(self, ip: str, cluster_id: str | None = None) -> None:
         """What the operator curls for calico/routereflector (spec §1.8, §6.6)."""
         doc = {"ip": str(ipaddress.ip_address(ip))}
@@ -654,28 +652,28 @@ class Datastore:
             doc["cluster_id"] = cluster_id
         self.client.write(f"/calico/bgp/v1/rr_v{_version_of(ip)}/{doc['ip']}", json.dumps(doc))
 
-    @_etcd_errors
+    @etcd_errors
     def remove_route_reflector(self, ip: str) -> None:
         if not self._delete(f"/calico/bgp/v1/rr_v{_version_of(ip)}/{ipaddress.ip_address(ip)}"):
             raise NotFound(f"{ip} is not a configured route reflector.")
 
     # -- libnetwork (spec §4) -----------------------------------------------------------------
-    @_etcd_errors
+    @etcd_errors
     def set_network(self, network_id: str, request: Mapping) -> None:
         self.client.write(keys.libnetwork_network(network_id), json.dumps(dict(request)))
 
-    @_etcd_errors
+    @etcd_errors
     def get_network(self, network_id: str) -> dict | None:
         d = _loads(self._get(keys.libnetwork_network(network_id)))
         return d if isinstance(d, dict) else None
 
-    @_etcd_errors
+    @etcd_errors
     def remove_network(self, network_id: str) -> bool:
         """True if the network was stored."""
         return self._delete(keys.libnetwork_network(network_id))
 
     # -- whole-tree read and watch -------------------------------------------------------------
-    @_etcd_errors
+    @etcd_errors
     def snapshot(self) -> model.Snapshot:
         """The whole /calico tree from ONE recursive read, as Felix and confd see it.
 

@@ -26,7 +26,7 @@ from typing import Iterable
 import etcd
 
 from . import keys
-from .datastore import Datastore, DatastoreError, _etcd_errors
+from .datastore import Datastore, DatastoreError, etcd_errors
 
 BLOCK_SIZE_BITS = 6
 BLOCK_SIZE = 2 ** BLOCK_SIZE_BITS
@@ -354,7 +354,7 @@ class Ipam:
         except etcd.EtcdKeyNotFound:
             pass
 
-    @_etcd_errors
+    @etcd_errors
     def get_ipam_config(self) -> dict:
         """/calico/ipam/v2/config; absent means auto_allocate_blocks true, strict_affinity false."""
         try:
@@ -368,7 +368,7 @@ class Ipam:
             cfg.update({k: bool(d[k]) for k in IPAM_DEFAULT_CONFIG if k in d})
         return cfg
 
-    @_etcd_errors
+    @etcd_errors
     def affine_blocks(self, hostname: str, version: int = 4) -> list[str]:
         """Blocks this host has an affinity marker for, in address order."""
         return [str(b) for b in self._affine_blocks(hostname, version)]
@@ -460,7 +460,7 @@ class Ipam:
         raise IpamError("Hit Max Retries.")
 
     # -- public API -----------------------------------------------------------------------------
-    @_etcd_errors
+    @etcd_errors
     def auto_assign(self, hostname: str, num: int = 1, pool_cidrs=None, attributes=None,
                     version: int = 4) -> list[str]:
         """`num` addresses for `hostname`: (1) from its affine blocks, (2) from new blocks it
@@ -513,7 +513,7 @@ class Ipam:
             raise NoAddressesError()
         return allocated
 
-    @_etcd_errors
+    @etcd_errors
     def assign_ip(self, ip: str, hostname: str, attributes=None) -> None:
         """Assign exactly `ip`; its block is created (with affinity to `hostname`) if it does not
         exist yet and lies in an enabled IPAM pool."""
@@ -541,7 +541,7 @@ class Ipam:
                 continue
         raise IpamError("Hit max retries.")
 
-    @_etcd_errors
+    @etcd_errors
     def release_ips(self, ips: Iterable[str]) -> set[str]:
         """Free the addresses; returns those that were not allocated. A block that becomes
         empty is deleted only if no host has affinity to it."""
@@ -602,14 +602,14 @@ class Ipam:
             # between): it would make confd announce a block this host does not own.
             self._delete_key(affinity_key(hostname, cidr))
 
-    @_etcd_errors
+    @etcd_errors
     def release_host_affinities(self, hostname: str) -> None:
         """Give up every block of the host: empty ones are deleted, others lose affinity."""
         for version in (4, 6):
             for cidr in self._affine_blocks(hostname, version):
                 self._release_or_forget(hostname, cidr)
 
-    @_etcd_errors
+    @etcd_errors
     def remove_ipam_host(self, hostname: str) -> None:
         """`node remove`: release the host's affinities and drop its IPAM host tree."""
         self.release_host_affinities(hostname)
@@ -618,7 +618,7 @@ class Ipam:
         except etcd.EtcdKeyNotFound:
             pass
 
-    @_etcd_errors
+    @etcd_errors
     def release_pool_affinities(self, cidr: str) -> None:
         """`pool remove`: release every host's affinity to blocks inside the pool."""
         pool = ipaddress.ip_network(str(cidr), strict=False)
@@ -647,7 +647,7 @@ class Ipam:
                 pairs.append((parts[5], block))
         return sorted(pairs, key=lambda hb: (hb[0], int(hb[1].network_address)))
 
-    @_etcd_errors
+    @etcd_errors
     def get_assignment_attributes(self, ip: str) -> tuple | None:
         """(handle_id, secondary attributes) of an allocated address, None if it is free."""
         try:

@@ -63,21 +63,12 @@ def block_v4(cidr: str) -> str:
     return f"{BLOCKS_V4}/{cidr_key(cidr)}"
 
 
-def affinity_v4(hostname: str, cidr: str | None = None) -> str:
-    base = f"{IPAM_HOSTS}/{hostname}/ipv4/block"
-    return f"{base}/{cidr_key(cidr)}" if cidr else base
-
-
 def bgp_host(hostname: str, leaf: str = "") -> str:
     return f"{BGP_HOSTS}/{hostname}" + (f"/{leaf}" if leaf else "")
 
 
 def global_peer_v4(ip: str) -> str:
     return f"{BGP_GLOBAL}/peer_v4/{ip}"
-
-
-def node_peer_v4(hostname: str, ip: str) -> str:
-    return f"{BGP_HOSTS}/{hostname}/peer_v4/{ip}"
 
 
 def rr_v4(ip: str) -> str:

@@ -109,22 +109,19 @@ class Snapshot:
     loglevel: str | None = None                # /calico/bgp/v1/global/loglevel
 
     # -- lookups used by Felix and confd ---------------------------------------------------
-    def config_value(self, name: str, hostname: str | None = None, default: str | None = None):
+    def config_value(self, name: str, hostname: str | None = None):
         """Per-host config overrides global config (spec §1.9)."""
         if hostname is not None:
             h = self.host(hostname)
             if h is not None and h.config_value(name) is not None:
                 return h.config_value(name)
-        return dict(self.config).get(name, default)
+        return dict(self.config).get(name)
 
     def host(self, hostname: str) -> Host | None:
         return next((h for h in self.hosts if h.hostname == hostname), None)
 
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
-
-    def local_endpoints(self, hostname: str) -> tuple[Endpoint, ...]:
-        return tuple(e for e in self.endpoints if e.hostname == hostname)
 
     def host_blocks(self, hostname: str) -> tuple[str, ...]:
         return tuple(sorted(c for h, c in self.affinities if h == hostname))

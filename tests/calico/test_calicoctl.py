@@ -7,6 +7,7 @@ network name mapping are exercised in the embedded lab (tests/lab/test_tutorial.
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 
 import pytest
@@ -168,6 +169,35 @@ def test_node_show(ctl):
     out = ctl("node show")[1]
     assert "|  node1   | 192.168.20.1 |           | 64511 (inherited) |" in out, out
     assert "|  node2   | 192.168.20.2 |           |       64600       |" in out, out
+
+
+def test_node_remove_drops_the_hosts_trees_and_ipam_affinities(ctl):
+    from lab.calico import model
+    from lab.calico.datastore import Datastore
+    from lab.calico.ipam import Ipam
+    ds = Datastore(ctl.etcd)
+    for host, ip in (("calico-01", "172.17.8.101"), ("calico-02", "172.17.8.102")):
+        ds.ensure_global_config(host)
+        ds.create_host(host, ip)
+    ds.add_pool(model.Pool("10.9.0.0/24"))
+    ds.add_node_peer("calico-01", "10.0.0.9", "64512")
+    ipam = Ipam(ds)
+    kept_ip = ipam.auto_assign("calico-01")[0]         # its block keeps this address
+    ipam.auto_assign("calico-02")
+    more = ipam.auto_assign("calico-01", 64)            # the rest of it + one in a 2nd block
+    ipam.release_ips(more)                              # the 2nd block is empty, still affine
+    assert len(ipam.affine_blocks("calico-01")) == 2
+    # another host than this one (node1): no Docker is asked whether it still runs
+    assert ctl("node remove --hostname=calico-01") == (0, "Node configuration removed\n")
+    left = [n.key for n in ctl.etcd.read("/calico", recursive=True).get_subtree()]
+    assert not [k for k in left if "/calico-01" in k]
+    assert ds.hosts() == ["calico-02"]
+    snap = ds.snapshot()
+    kept = [b for b in snap.blocks
+            if ipaddress.ip_address(kept_ip) in ipaddress.ip_network(b.cidr)]
+    assert kept[0].affinity is None and kept[0].allocations.count(None) == 63
+    assert len(snap.blocks) == 2                        # the empty one is gone
+    assert snap.host_blocks("calico-02") and not snap.host_blocks("calico-01")
 
 
 def test_ipam_release_and_info(ctl):

@@ -208,6 +208,7 @@ def remove(host: str, remove_endpoints: bool) -> int:
     tunnel = ds.get_config("IpInIpTunnelAddr", hostname=host)
     if tunnel:
         ipam.release_ips([tunnel])
+    ipam.remove_ipam_host(host)   # IPAM keys, then the BGP and host trees (spec §3)
     ds.remove_host(host)
     print("Node configuration removed")
     return 0

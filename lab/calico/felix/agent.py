@@ -150,7 +150,7 @@ class Agent:
         log.info("stopped")
 
 
-def main(argv=None) -> int:
+def main() -> int:
     configure_logging()
     env = os.environ
     hostname = env.get("FELIX_FELIXHOSTNAME") or env.get("HOSTNAME") or socket.gethostname()

@@ -56,10 +56,6 @@ def tag_ipset_name(tag: str) -> str:
     return IPSET_V4_PREFIX + uniquely_shorten(tag)
 
 
-def tag_tmp_ipset_name(tag: str) -> str:
-    return IPSET_TMP_V4_PREFIX + uniquely_shorten(tag)
-
-
 def tmp_ipset_name(name: str) -> str:
     """The scratch set used for an atomic rewrite of `name` (then `ipset swap`)."""
     if name.startswith(IPSET_V4_PREFIX):
