@@ -1,4 +1,5 @@
-"""The package layout: no import cycles inside a package, no borrowing of private names.
+"""The package layout: no import cycles inside a package, no borrowing of private names,
+modules of one job (small), the independence rule, and the lab kinds behind one interface.
 
 Read with `ast`, never by importing: every `import` and `from … import` counts, wherever it
 sits (inside a function too, since that is how a cycle usually hides), and relative imports
@@ -13,7 +14,10 @@ from collections import deque
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PACKAGES = ["lab"]          # add "fixtures" here once it is cycle-free too
+PACKAGES = ["lab", "fixtures"]
+MAX_LINES = {"fixtures": 600}     # lab/calico may mirror libcalico's larger modules
+# the kinds of lab: only the registry (fixtures/targets) knows them; the rest use base.Target
+TARGET_KINDS = ("fixtures.targets.embedded", "fixtures.targets.inventory")
 
 
 def modules(package: str, root: pathlib.Path = ROOT) -> dict[str, pathlib.Path]:
@@ -174,6 +178,33 @@ def test_no_private_names_from_other_modules(package):
     found = private_imports(package)
     assert not found, ("private names imported from another module (make them public in "
                        "a shared module instead):\n  " + "\n  ".join(found))
+
+
+@pytest.mark.parametrize("package", sorted(MAX_LINES))
+def test_modules_stay_small(package):
+    big = {str(p.relative_to(ROOT)): n for p in modules(package).values()
+           if (n := len(p.read_text().splitlines())) > MAX_LINES[package]}
+    assert not big, (f"modules over {MAX_LINES[package]} lines (split them, one job a "
+                     f"module): {big}")
+
+
+def _uses(package: str, wanted) -> list[str]:
+    return sorted(f"{mod}: {target}" for mod, path in modules(package).items()
+                  for target, name in imports(mod, path)
+                  if wanted(mod, target if not name else f"{target}.{name}"))
+
+
+def test_independence_rule():
+    """lab/calico enforces Calico's semantics, fixtures/ predicts them: neither imports the other
+    (DESIGN.md), so a bug cannot hide by being shared."""
+    assert _uses("fixtures", lambda mod, t: t.startswith("lab.calico")) == []
+    assert _uses("lab", lambda mod, t: t.split(".")[0] == "fixtures") == []
+
+
+def test_lab_kinds_only_behind_the_target_interface():
+    """Outside fixtures/targets nothing names a kind of lab: one interface, no `if inventory`."""
+    assert _uses("fixtures", lambda mod, t: not mod.startswith("fixtures.targets")
+                 and t.startswith(TARGET_KINDS)) == []
 
 
 # -- the checks themselves, on tiny packages written for the purpose -------------------------
