@@ -3,7 +3,7 @@ the reflector's BIRD holds one rr-client session per node (and one per other ref
 reflects routes with its cluster id, and installs none itself."""
 import pytest
 
-from fixtures.compare import session_problem, set_difference
+from fixtures.explain import session_problem, set_difference
 from fixtures.expect import expected_sessions
 from fixtures.facts.host_facts import parse_bird_config_protocols
 from fixtures.facts.host_facts.docker_facts import read_container_file

@@ -3,7 +3,7 @@ route reflectors (spec §6.2, §6.6, §8.19–22). Observed through BIRD (`birdc
 all`), the kernel's TCP sockets on port 179 (`ss`) and `calicoctl status`."""
 import pytest
 
-from fixtures.compare import session_problem, set_difference
+from fixtures.explain import session_problem, set_difference
 from fixtures.expect import expected_sessions
 from fixtures.facts.host_facts import BirdUnreachable
 from fixtures.facts.host_facts.calicoctl import parse_calicoctl_status
@@ -80,7 +80,7 @@ def test_calicoctl_status_lists_the_peers(lab, calico_node):
 def test_routes_learned(lab, observe, calico_node):
     """The routes BIRD installed (proto bird, not blackholes) are exactly the remote ones the
     datastore predicts: each remote block, each /32 outside its host's blocks."""
-    from fixtures.compare import describe_route, route_matches
+    from fixtures.explain import describe_route, route_matches
     from fixtures.expect import expected_routes
     expected = [e for e in expected_routes(lab.facts, calico_node)
                 if e.present and e.proto == "bird" and e.kind != "blackhole"]

@@ -6,7 +6,7 @@ workloads sitting in another host's block via that host. Nothing else inside the
 """
 import ipaddress
 
-from fixtures.compare import describe_route, explain_route, route_matches
+from fixtures.explain import describe_route, explain_route, route_matches
 from fixtures.expect import expected_routes
 from fixtures.report.html import attach, table_html
 
