@@ -1,12 +1,41 @@
-"""Tests marked `lab` build embedded labs themselves (one at a time: never run them under -n)."""
+"""Tests marked `lab` build embedded labs themselves. Under xdist (`./run tests`) every worker
+needs a CALAB_PREFIX of its own, so that its labs never meet another worker's; modules go to
+workers whole (`--dist loadfile`), the longest first."""
 import os
 
 import pytest
 
 from tests.etcd_server import etcd_client, etcd_server  # noqa: F401  (fixtures for every test dir)
 
+# Seconds each module took in CI (`--durations`, summed per module): the long ones start first
+# so that no worker is left with one of them at the end. Unlisted modules keep pytest's order.
+LONGEST_FIRST = [
+    "tests/lab/test_suite_faults.py",         # ~200 s
+    "tests/lab/test_rr_migration.py",         # ~195 s
+    "tests/lab/test_bootstrap_faults.py",     # ~150 s
+    "tests/lab/test_acl_mutations.py",        # ~95 s
+    "tests/lab/test_tutorial.py",             # ~60 s
+    "tests/lab/test_inventory_run.py",        # ~60 s
+    "tests/lab/test_calico_invariants.py",    # ~45 s
+    "tests/calico/test_bird_integration.py",  # ~35 s
+    "tests/lab/test_main_job.py",             # ~35 s
+    "tests/lab/test_rr_two_reflectors.py",    # ~30 s
+    "tests/lab/test_provision_hosts.py",      # ~20 s
+]
+
+
+def pytest_configure(config):
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker and os.environ.get("CALAB_PREFIX", "calab") == "calab":
+        raise pytest.UsageError(
+            f"xdist worker {worker} has no CALAB_PREFIX of its own, so its labs would collide "
+            "with the other workers': run `./run tests` (one --tx popen//env:CALAB_PREFIX=... "
+            "per worker), or run without -n")
+
 
 def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="embedded lab tests need root")
         for item in items:

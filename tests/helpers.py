@@ -102,9 +102,21 @@ def _daemons() -> list[str]:
         except (OSError, ValueError):
             continue
         # PID 1 reaps zombies lazily here, so a Z entry is already gone
-        if comm in LAB_DAEMONS and state != "Z" and net not in foreign:
+        if comm in LAB_DAEMONS and state != "Z" and net not in foreign and not _other_run(pid):
             found.add(comm)
     return sorted(found)
+
+
+def _other_run(pid: str) -> bool:
+    """Started under another CALAB_PREFIX (another xdist worker's private etcd, say, which
+    lives in the root namespace): the environment says so, whatever namespace it is in."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return False
+    theirs = next((e[len(b"CALAB_PREFIX="):] for e in env if e.startswith(b"CALAB_PREFIX=")), None)
+    return theirs is not None and theirs.decode(errors="replace") != paths.PREFIX
 
 
 LAB_DAEMONS = {"etcd", "dockerd", "containerd", "containerd-shim", "bird"}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -16,22 +17,30 @@ pytestmark = pytest.mark.lab
 def test_down_leaves_nothing_and_up_after_a_crash_cleans_first():
     before = machine_snapshot()
     assert lab_cli("up").returncode == 0
-    st = state.load()
-    with_container = lab_cli("exec", "node1", "--", "docker", "run", "-d", "--name", "crash-victim",
-                             "calico-net-test:1.0", "sleep", "600")
-    assert with_container.returncode == 0, with_container.stderr
-    # kill -9 everything the lab runs, containers included, as a crash or OOM would
-    victims = teardown.lab_processes()
-    assert {d.pid for d in st.daemons.values()} <= set(victims)
-    subprocess.run(["kill", "-9", *map(str, victims)], check=True)
+    try:
+        st = state.load()
+        with_container = lab_cli("exec", "node1", "--", "docker", "run", "-d", "--name",
+                                 "crash-victim", "calico-net-test:1.0", "sleep", "600")
+        assert with_container.returncode == 0, with_container.stderr
+        # kill -9 everything the lab runs, containers included, as a crash or OOM would
+        victims = teardown.lab_processes()
+        assert {d.pid for d in st.daemons.values()} <= set(victims)
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:      # e.g. a shim that exited once its container was killed
+                pass
 
-    again = lab_cli("up")
-    assert again.returncode == 0, again.stderr
-    assert "cleaning up the leftovers" in again.stdout
-    down = lab_cli("down")
-    assert down.returncode == 0 and "nothing left behind" in down.stdout, down.stdout + down.stderr
-    assert teardown.leftovers() == []
-    assert machine_snapshot() == before
+        again = lab_cli("up")
+        assert again.returncode == 0, again.stderr
+        assert "cleaning up the leftovers" in again.stdout
+        down = lab_cli("down")
+        assert down.returncode == 0 and "nothing left behind" in down.stdout, \
+            down.stdout + down.stderr
+        assert teardown.leftovers() == []
+        assert machine_snapshot() == before
+    finally:
+        lab_cli("down")     # a failed check above must not leave the lab to the next test
 
 
 def test_down_with_nothing_up_is_a_no_op():

@@ -1,7 +1,7 @@
 """lab/ssh.py against a real OpenSSH server on 127.0.0.1 (tests/sshd_server.py), no mocks:
 commands, stdin, quoting, connection reuse, timeouts, sudo, every connect failure as one
 SshError, trust-on-first-use, and the docker SDK over the same SSH connection to a private
-bare lab's dockerd (CALAB_PREFIX=calabssh).
+bare lab's dockerd (under a lab prefix of its own).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from lab import ssh
+from lab import paths, ssh
 from lab.errors import LabError
 from lab.transport import CommandTimeout
 from tests.helpers import ROOT, lab_cli
@@ -409,12 +409,14 @@ def test_no_ssh_banner():
 
 # -- docker over ssh --------------------------------------------------------------------------
 
-LAB_PREFIX = "calabssh"   # another lab prefix (tests.helpers treats calab* as foreign)
+# a lab prefix of its own, derived from this run's (one per xdist worker), so that it never
+# meets a lab someone else has up; tests.helpers treats other calab* prefixes as foreign
+LAB_PREFIX = f"{paths.PREFIX[:7]}s"
 
 
 @pytest.fixture(scope="module")
 def lab_docker_sock():
-    """A bare lab of our own (CALAB_PREFIX=calabssh): the docker socket of its node1."""
+    """A bare lab of our own (CALAB_PREFIX=LAB_PREFIX): the docker socket of its node1."""
     if os.geteuid() != 0:
         pytest.skip("the embedded lab needs root")
     env = {**os.environ, "CALAB_PREFIX": LAB_PREFIX}
