@@ -28,7 +28,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is 
 
 CPU_LIMIT = 2.0           # seconds of CPU per refused command (wall time varies with load)
 SEED = (ROOT / "lab" / "topologies" / "seed.yaml").read_text()
-HOSTILE_ENDPOINT = "http://10.0.0.1$(touch {pwned}) --iptables=false x:2379"
+# the issue's example, and the same without a slash (which urlsplit would take for a path)
+HOSTILE_ENDPOINTS = {"issue": "http://10.0.0.1$(touch {pwned}) --iptables=false x:2379",
+                     "no-slash": "http://10.0.0.1$(touch pwned) --iptables=false x:2379",
+                     "backquote": "http://10.0.0.1;`reboot`;x:2379"}
 
 
 @pytest.fixture
@@ -93,9 +96,10 @@ def inventory(tmp: Path, endpoint: str = "http://192.168.20.1:2379", name: str =
 
 
 @pytest.mark.parametrize("how", ["suites", "provision"])
-def test_etcd_endpoint_with_shell_text_is_refused(tmp_path, how):
+@pytest.mark.parametrize("endpoint", sorted(HOSTILE_ENDPOINTS))
+def test_etcd_endpoint_with_shell_text_is_refused(tmp_path, how, endpoint):
     pwned = tmp_path / "pwned"
-    inv = inventory(tmp_path, HOSTILE_ENDPOINT.format(pwned=pwned))
+    inv = inventory(tmp_path, HOSTILE_ENDPOINTS[endpoint].format(pwned=pwned))
     argv = suites(f"--inventory={inv}") if how == "suites" else \
         ("-m", "lab", "provision", f"--inventory={inv}", "--dry-run")
     refused(*run(tmp_path, *argv), str(inv), "key 'etcd.endpoints[0]'",
