@@ -50,7 +50,8 @@ def drop_to_nobody() -> list[str]:
     return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
-def run(tmp: Path, *argv: str, env: dict | None = None, user: list[str] = ()) -> tuple[subprocess.CompletedProcess, float]:
+def run(tmp: Path, *argv: str, env: dict | None = None,
+        user: list[str] = ()) -> tuple[subprocess.CompletedProcess, float]:
     """argv (after the Python interpreter) from the project root, confined as the module says;
     returns the result and the CPU seconds it took."""
     empty = tmp / "empty-path"
