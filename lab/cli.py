@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 
 from . import paths, preflight, state, teardown
 from .errors import LabError
+from .safe_files import write_replacing
 from .topology import list_topologies, load_topology
 from .transport import lab_hosts, tutorial_env
 from .versions import lab_versions
@@ -104,16 +106,11 @@ def cmd_inventory(args) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
         return 0
-    folder, base = os.path.split(os.path.abspath(args.output))
-    tmp = os.path.join(folder, f".{base}.partial.yaml")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        load_inventory(tmp)        # what we write must be what we accept
-        os.replace(tmp, args.output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        # a new file beside the output, renamed over it: never written through a symlink
+        write_replacing(args.output, text, check=load_inventory)   # what we write, we accept
+    except OSError as err:
+        raise LabError(f"-o {args.output}: cannot write it: {err.strerror or err}") from None
     print(f"inventory of {len(hosts)} node(s) written to {args.output}")
     return 0
 
@@ -147,11 +144,10 @@ def cmd_shell(args) -> int:
     host = _host(st, args.node)
     env = {**tutorial_env(st.topology), "TERM": os.environ.get("TERM", "xterm")}
     rc = os.path.join(paths.RUN, f"bashrc-{args.node}")
-    with open(rc, "w") as f:
-        f.write("# what the tutorial's ~/.bashrc exports on every node\n")
-        for k in ("ETCD_AUTHORITY", "DOCKER_HOST", "PATH"):
-            f.write(f"export {k}={env[k]}\n")
-        f.write("PS1='[\\u@\\h \\W]\\$ '\n")
+    exports = "".join(f"export {k}={shlex.quote(env[k])}\n"
+                      for k in ("ETCD_AUTHORITY", "DOCKER_HOST", "PATH"))
+    write_replacing(rc, "# what the tutorial's ~/.bashrc exports on every node\n" + exports
+                    + "PS1='[\\u@\\h \\W]\\$ '\n")
     print(f"shell on {args.node} (ETCD_AUTHORITY={env['ETCD_AUTHORITY']}); exit to leave",
           file=sys.stderr)
     full = host.argv(["bash", "--rcfile", rc, "-i"])
@@ -192,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        paths.require_prefix()
         return args.func(args)
     except LabError as exc:
         print(f"lab {args.cmd}: error: {exc}", file=sys.stderr)

@@ -53,5 +53,8 @@ def version(endpoints: Sequence[str], ca_file: str | None = None, cert_file: str
         ctx = ssl.create_default_context(cafile=ca_file)
         if cert_file:
             ctx.load_cert_chain(cert_file, key_file)
-    with urllib.request.urlopen(url, timeout=timeout, context=ctx) as r:
+    # directly, as python-etcd does: never through a proxy named in the environment
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=ctx))
+    with opener.open(url, timeout=timeout) as r:
         return json.load(r)

@@ -26,7 +26,7 @@ from lab.errors import InventoryError, TopologyError
 from lab.schema import (
     DEFAULT_AS, MAX_AS, ROLE_CALICO_NODE, ROLE_ROUTE_REFLECTOR, ROLES, TOPOLOGY_NAME, Bgp,
     Etcd, Fabric, Management, Node, boolean, describe, int_in, ipv4, list_of, load_yaml,
-    matching, non_empty_str, one_of, parse_or_none, plain, show,
+    matching, non_empty_str, one_of, parse_or_none, plain, read_limited, show,
 )
 from lab.topology import Topology
 
@@ -37,6 +37,7 @@ HOST_KEY_POLICIES = ("verify", "trust-on-first-use")
 DOCKER_SCHEMES = ("ssh", "tcp", "unix", "http", "https")
 SECRET_KEYS = ("password", "sudo_password")
 REDACTED = "***"
+MAX_BYTES = 1 << 20  # a thousand hosts fit in a quarter of this
 
 SSH_KEYS = ("user", "port", "key_file", "known_hosts", "host_key_policy", "sudo",
             "connect_timeout", "command_timeout", "password", "sudo_password")
@@ -249,15 +250,27 @@ def _docker_url(loc: _Loc, value: object) -> str:
     return value
 
 
+# scheme://host:port[/]: the host an IPv4 address, a DNS name or a bracketed IPv6 address, the
+# port digits. Nothing else: the authority is written into shell and systemd files when hosts
+# are provisioned (`export ETCD_AUTHORITY=…`, dockerd's --cluster-store=etcd://…).
+ENDPOINT = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)"
+                      r":(?P<port>[0-9]{1,5})/?")
+
+
 def _endpoint(loc: _Loc, value: object) -> str:
-    url = urlsplit(non_empty_str(loc, value))
-    port = parse_or_none(lambda _: url.port, "")  # .port raises ValueError when out of range
-    if url.scheme not in ("http", "https") or not url.hostname or not port \
-            or url.username or url.password or url.path not in ("", "/") or url.query or url.fragment:
+    text = non_empty_str(loc, value)
+    match = ENDPOINT.fullmatch(text)
+    host = match and match["host"]
+    valid_host = bool(match) and (
+        parse_or_none(ipaddress.IPv6Address, host[1:-1]) is not None if host.startswith("[")
+        else parse_or_none(ipaddress.IPv4Address, host) is not None
+        or (DNS_NAME.fullmatch(host) is not None and not host.replace(".", "").isdigit()))
+    if not valid_host or not 1 <= int(match["port"]) <= 65535:
         loc.fail(f"{show(value)} is not an etcd endpoint like http://192.168.20.1:2379 "
-                 "(http or https, a host and a port, nothing after the port)")
-    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
-    return f"{url.scheme}://{host}:{port}"
+                 "(http or https, an IP address or DNS name, a port 1-65535, nothing after the port)")
+    if host.startswith("["):
+        host = f"[{ipaddress.IPv6Address(host[1:-1])}]"
+    return f"{match['scheme']}://{host.lower()}:{int(match['port'])}"
 
 
 def _path(base: Path) -> Callable[[_Loc, object], str]:
@@ -480,7 +493,7 @@ def _ansible_ini(text: str, source: str) -> tuple[dict[str, _Group], dict[str, d
             group_at = replace(at, where=f"{at.where}: group {group}")
             key, sep, value = (part.strip() for part in line.partition("="))
             if not sep or not key:
-                group_at.fail(f"expected key=value, got {show(line)}")
+                group_at.fail(f"expected key=value, got {_shown(line)}")
             if key in groups[group].vars:
                 _duplicate(group_at.key(key), groups[group].vars[key][1])
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
@@ -496,13 +509,28 @@ def _ansible_ini(text: str, source: str) -> tuple[dict[str, _Group], dict[str, d
             line_vars: dict[str, tuple[Any, _Loc]] = {}
             for word in assignments:
                 key, sep, value = word.partition("=")
+                secret_before = [k for k in line_vars if k in SECRET_VARS]
+                if (not sep or not key) and secret_before:   # likely the rest of that secret
+                    host_at.fail(f"expected key=value after {secret_before[-1]}, got a word that "
+                                 "is not (not shown: it may be part of the secret); a value with "
+                                 "a space must be quoted: key='…'")
                 if not sep or not key:
-                    host_at.fail(f"expected key=value, got {show(word)}")
+                    host_at.fail(f"expected key=value, got {_shown(word)}")
                 if key in line_vars:
                     _duplicate(host_at.key(key), line_vars[key][1])
                 line_vars[key] = (value, host_at.key(key))
             host_vars.setdefault(host, {}).update(line_vars)
     return groups, host_vars
+
+
+SECRET_VARS = tuple(var for var, key in ANSIBLE_VARS.items() if key in SECRET_KEYS)
+
+
+def _shown(text: str) -> str:
+    """text for an error message, unless it may hold a secret."""
+    if any(var in text for var in SECRET_VARS):
+        return "a line that sets a secret (not shown)"
+    return show(text)
 
 
 def _duplicate(loc: _Loc, first: _Loc) -> NoReturn:
@@ -603,11 +631,11 @@ def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     """Load a native YAML, Ansible YAML or Ansible INI inventory (detected, see module doc)."""
     source = os.fspath(path)
     try:
-        text = Path(source).read_text(encoding="utf-8")
+        text = read_limited(source, MAX_BYTES, source, "inventory")
+    except TopologyError as err:
+        raise InventoryError(f"inventory {err}") from None
     except FileNotFoundError:
         raise InventoryError(f"inventory {source}: no such file") from None
-    except UnicodeDecodeError:
-        raise InventoryError(f"inventory {source}: not a UTF-8 text file") from None
     except OSError as err:
         raise InventoryError(f"inventory {source}: cannot read: {err.strerror or err}") from None
     base = Path(source).resolve().parent

@@ -12,17 +12,30 @@ from dataclasses import dataclass
 from .errors import LabError
 
 
-def _prefix() -> str:
+INVALID_PREFIX = "calab-invalid-prefix"   # never a lab's: nothing is found or made under it
+
+
+def _prefix() -> tuple[str, str | None]:
     """`calab`, or $CALAB_PREFIX: a second lab beside the first (e.g. a developer's tests
-    while another lab runs) needs only a different prefix."""
+    while another lab runs) needs only a different prefix.
+
+    An invalid value is not an import error (that would be a traceback, even for --help): the
+    prefix is then INVALID_PREFIX and require_prefix() raises the one-line error; every entry
+    point (the CLI, the pytest plugin, builder.up, teardown.down) calls it first."""
     value = os.environ.get("CALAB_PREFIX", "calab")
     if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", value):
-        raise LabError(f"CALAB_PREFIX={value!r}: use 1-8 lower-case letters or digits, "
-                       "starting with a letter")
-    return value
+        return INVALID_PREFIX, (f"CALAB_PREFIX={value!r}: use 1-8 lower-case letters or digits, "
+                                "starting with a letter (or unset it for the default, calab)")
+    return value, None
 
 
-PREFIX = _prefix()
+def require_prefix() -> None:
+    """Raise the one-line LabError when $CALAB_PREFIX is invalid."""
+    if PREFIX_ERROR is not None:
+        raise LabError(PREFIX_ERROR)
+
+
+PREFIX, PREFIX_ERROR = _prefix()
 RUN = f"/run/{PREFIX}"            # host-visible runtime: state file, ns files, node sockets
 VAR = f"/var/lib/{PREFIX}"        # data: docker data-roots, etcd data, logs, image tarball
 NS_DIR = f"{RUN}/ns"              # persistent mount/uts namespace files (a private mount)

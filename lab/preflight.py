@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from . import paths
 from .errors import LabError
 
 # binary -> Debian package that provides it
@@ -48,5 +49,6 @@ def require_packages() -> None:
 
 
 def check_all() -> None:
+    paths.require_prefix()
     require_root()
     require_packages()

@@ -59,6 +59,18 @@ def from_inventory(inv) -> ProvisionTarget:
 
 # -- file contents: pure functions of the tutorial's text -------------------------------------
 
+# host:port as lab/inventory.py validates it: what may go into a shell-read file, etcd.conf
+# and dockerd's ExecStart (no space, quote, $, %, backslash or anything else they interpret)
+AUTHORITY = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+
+
+def checked_authority(authority: str) -> str:
+    if not AUTHORITY.fullmatch(authority):
+        raise LabError(f"etcd authority {authority!r} is not host:port (an IP address or DNS "
+                       "name and a port): fix etcd.endpoints in the inventory")
+    return authority
+
+
 def set_line(text: str | None, key: re.Pattern, line: str, after: re.Pattern | None = None) -> str:
     """Every line matching `key` becomes `line`; with none, `line` goes after the first line
     matching `after` (a commented default), else at the end. All other lines are kept."""
@@ -82,9 +94,10 @@ def etcd_conf(current: str | None, listen_url: str, advertise_url: str) -> str:
 
 
 def bashrc(current: str | None, authority: str) -> str:
-    """The tutorial's `export ETCD_AUTHORITY=…` in root's .bashrc, for calicoctl."""
+    """The tutorial's `export ETCD_AUTHORITY=…` in root's .bashrc, for calicoctl (quoted: the
+    shell reads this file; a plain host:port stays as the tutorial writes it)."""
     return set_line(current, re.compile(r"\s*export\s+ETCD_AUTHORITY="),
-                    f"export ETCD_AUTHORITY={authority}")
+                    f"export ETCD_AUTHORITY={shlex.quote(authority)}")
 
 
 def docker_socket() -> str:
@@ -296,7 +309,10 @@ def plan(target: ProvisionTarget, hosts: Mapping[str, Host], root: str = "/") ->
         raise LabError(f"etcd host {target.etcd_host!r} is not one of the hosts "
                        f"({', '.join(names)})")
     at = lambda path: os.path.join(root, path.lstrip("/"))   # noqa: E731
-    auth = target.etcd_authority
+    auth = checked_authority(target.etcd_authority)
+    for name, ip, _ in target.hosts:
+        if not re.fullmatch(r"[0-9.]+", ip):
+            raise LabError(f"host {name}: ip {ip!r} is not an IPv4 address")
     steps: list[Step] = []
     for name, ip, _ in target.hosts:
         if name == target.etcd_host:

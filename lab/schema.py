@@ -151,6 +151,20 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def read_limited(path, limit: int, source: str, what: str) -> str:
+    """A UTF-8 text file of at most `limit` bytes (only that much is read, even from a device or
+    a pipe); TopologyError otherwise. OSError (e.g. FileNotFoundError) is the caller's."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise TopologyError(f"{source}: larger than {limit >> 10} KiB, too large for a {what} "
+                            "file: give the lab description itself (is this the right file?)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TopologyError(f"{source}: not a UTF-8 text file") from None
+
+
 def load_yaml(text: str, source: str) -> object:
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass

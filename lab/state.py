@@ -57,6 +57,7 @@ class LabState:
 
 def load(path: str = paths.STATE_FILE) -> LabState | None:
     """The saved state, or None when no lab was brought up."""
+    paths.require_prefix()
     try:
         with open(path) as f:
             data = json.load(f)

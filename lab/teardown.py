@@ -168,6 +168,7 @@ def is_mountpoint(path: str) -> bool:
 
 
 def sweep(log: Log = print) -> None:
+    paths.require_prefix()
     pids = lab_processes()
     if pids:
         log(f"killing {len(pids)} leftover lab process(es)")

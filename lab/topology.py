@@ -10,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lab.calico import rules as calico_rules
 from lab.errors import TopologyError
 # The model's parts and the constants shared with inventories live in lab.schema; they are
 # imported from here too (`from lab.topology import ROLE_CALICO_NODE, Node`), which stays so.
@@ -24,7 +26,7 @@ from lab.schema import (
 )
 from lab.schema import (
     Check, boolean, describe, int_in, ipv4, list_of, load_yaml, matching, non_empty_str,
-    one_of, parse_or_none, plain, sequence, show, string,
+    one_line, one_of, parse_or_none, plain, read_limited, sequence, show, string,
 )
 
 TOPOLOGY_DIR = Path(__file__).resolve().parent / "topologies"
@@ -43,7 +45,7 @@ DEFAULT_IMAGE = "calico-net-test:1.0"
 NODE_NAME = re.compile(r"[a-z][a-z0-9-]{0,10}")
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 CALICO_NAME = re.compile(r"[a-zA-Z0-9_.-]+")  # what calicoctl accepts for profile/tag names
-RULE_ACTIONS = ("allow", "deny")
+MAX_BYTES = 256 << 10  # a 16-node lab is a few KiB; PyYAML needs ~1 s per 100 KiB
 
 
 # --------------------------------------------------------------------------- model
@@ -111,14 +113,12 @@ def load_topology(name_or_path: str | os.PathLike[str]) -> Topology:
     path = TOPOLOGY_DIR / f"{given}.yaml" if is_name else Path(given)
     source = _display_path(path) if is_name else given
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, MAX_BYTES, source, "topology")
     except FileNotFoundError:
         known = ", ".join(list_topologies()) or "none"
         raise TopologyError(
             f"{given}: no such topology (known topologies: {known}; or give a path to a .yaml file)"
         ) from None
-    except UnicodeDecodeError:
-        raise TopologyError(f"{source}: not a UTF-8 text file") from None
     except OSError as err:
         raise TopologyError(f"{source}: cannot read: {err.strerror or err}") from None
     return parse_topology(load_yaml(text, source), source)
@@ -401,11 +401,31 @@ def _parse_networks(top: _Reader, pools: tuple[Pool, ...]) -> tuple[Network, ...
     return tuple(networks)
 
 
-def _rule(loc: _Loc, value: object) -> str:
-    words = string(loc, value).split()
-    if not words or words[0] not in RULE_ACTIONS:
-        loc.fail(f"{show(value)} must start with 'allow' or 'deny'")
-    return value
+RULE_GRAMMAR = ("allow|deny [tcp|udp|icmp|icmpv6 [type T [code C]]] [from [ports P] [tag T] "
+                "[cidr C]] [to [ports P] [tag T] [cidr C]]; ports: N or N,M,… within 0-65535")
+
+
+def _rule(profile: str) -> Check:
+    """A rule as `calicoctl profile NAME rule add DIRECTION RULE…` takes it, checked now with
+    calicoctl's own grammar (lab/calico/rules.py), so that a typo fails here, not in `up`."""
+    def check(loc: _Loc, value: object) -> str:
+        text = string(loc, value)
+        where = f"profile {profile}: rule {show(text)}"
+        try:
+            words = shlex.split(text)
+        except ValueError as err:
+            loc.fail(f"{where}: cannot be split into words ({str(err).lower()}): close the quote")
+        if not words or words[0] not in ("allow", "deny"):
+            loc.fail(f"{where} must start with 'allow' or 'deny'")
+        try:
+            calico_rules.to_stored_json_dict(calico_rules.parse_rule(words))
+        except calico_rules.PortRangeCrash:
+            loc.fail(f"{where}: a port range crashes calicoctl 0.22 (libcalico stores every port "
+                     "with int()): list the ports one by one")
+        except calico_rules.RuleError as err:
+            loc.fail(f"{where}: {one_line(str(err))} (grammar: {RULE_GRAMMAR})")
+        return text
+    return check
 
 
 def _parse_profiles(top: _Reader) -> tuple[Profile, ...]:
@@ -420,8 +440,8 @@ def _parse_profiles(top: _Reader) -> tuple[Profile, ...]:
             loc.key("tags").fail(f"lists a tag twice: {list(tags)}")
         rules = r.section("rules", ("inbound", "outbound"))
         profiles.append(Profile(name=name, tags=tags, rules=Rules(
-            inbound=rules.get("inbound", list_of(_rule), None),
-            outbound=rules.get("outbound", list_of(_rule), None),
+            inbound=rules.get("inbound", list_of(_rule(name)), None),
+            outbound=rules.get("outbound", list_of(_rule(name)), None),
         )))
     return tuple(profiles)
 

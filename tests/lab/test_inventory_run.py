@@ -17,7 +17,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -202,6 +201,7 @@ def test_provision_cli_dry_run_then_refusal(seed, tmp_path):
 def test_a_second_run_on_the_same_lab_stops_with_one_line(seed, tmp_path, how):
     """Two runs on one lab would fail each other's checks: while one holds the lab's run lock
     (here: this test, through the same RunLock), another stops at once and says who holds it."""
+    from fixtures.targets import InventoryTarget
     from fixtures.targets.run_lock import RunLock
     from lab import paths
     lab, inv = seed
@@ -209,7 +209,7 @@ def test_a_second_run_on_the_same_lab_stops_with_one_line(seed, tmp_path, how):
         lock, args, netns_file = f"{paths.RUN}.suites.lock", ["--lab-attach"], None
     else:
         name = yaml.safe_load(inv.read_text())["name"]
-        lock = os.path.join(tempfile.gettempdir(), f"calab-suites-{name}.lock")
+        lock = InventoryTarget.lock_path(name)
         args, netns_file = [f"--inventory={inv}"], lab.st.mgmt_netns_file
     held = RunLock(lock, "the lab")
     held.acquire()
