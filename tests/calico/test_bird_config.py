@@ -74,7 +74,7 @@ def test_two_node_mesh(tmp_path):
     text = render_node_config(snap(), "node1", N1)
     bird_parse(tmp_path, text)
     c = code(text)
-    assert c.startswith(f"protocol static {{ route 192.168.0.0/26 blackhole; }}")
+    assert c.startswith("protocol static { route 192.168.0.0/26 blackhole; }")
     assert f"router id {N1};" in c
     assert block(text, "protocol kernel") == ("learn; persist; scan time 2; import all; "
                                               "export filter calico_ipip; graceful restart;")

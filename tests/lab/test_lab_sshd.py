@@ -142,7 +142,7 @@ def test_each_node_presents_its_own_host_key(bare_lab, tmp_path):
         client.close()
     assert len(set(seen.values())) == len(seen)
     # node2's key filed under node1's address: the client must refuse node1
-    (ip1, _), (ip2, _) = m.hosts["node1"], m.hosts["node2"]
+    ip1, _ = m.hosts["node1"]
     swapped = tmp_path / "known_hosts"
     swapped.write_text(f"{ip1} ssh-ed25519 {seen['node2']}\n")
     with pytest.raises(paramiko.BadHostKeyException):

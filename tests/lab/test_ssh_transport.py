@@ -310,7 +310,7 @@ def test_changed_host_key_names_the_line_to_fix(sshd, sshd_factory, tmp_path):
                   + sshd_factory.known_hosts_line(sshd.port, sshd_factory.other_host_pub))
     msg = failure(ssh.SshHost("n", "127.0.0.1", access(sshd, sshd_factory, known_hosts=str(kh))))
     name = f"[127.0.0.1]:{sshd.port}"
-    assert f"host key CHANGED: the server offered ssh-ed25519 SHA256:" in msg
+    assert "host key CHANGED: the server offered ssh-ed25519 SHA256:" in msg
     assert f"not the key {kh} line 3 holds for {name}: possible man-in-the-middle attack" in msg
     assert f"`ssh-keygen -R '{name}' -f {kh}`" in msg
 
