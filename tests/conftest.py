@@ -7,20 +7,23 @@ import pytest
 
 from tests.etcd_server import etcd_client, etcd_server  # noqa: F401  (fixtures for every test dir)
 
-# Seconds each module took in CI (`--durations`, summed per module): the long ones start first
-# so that no worker is left with one of them at the end. Unlisted modules keep pytest's order.
+# Seconds each module took in CI (four workers on two cores, `--durations` summed per module):
+# the long ones start first, so that no worker is left with one of them at the end. Unlisted
+# modules keep pytest's order.
 LONGEST_FIRST = [
-    "tests/lab/test_suite_faults.py",         # ~200 s
-    "tests/lab/test_rr_migration.py",         # ~195 s
-    "tests/lab/test_bootstrap_faults.py",     # ~150 s
-    "tests/lab/test_acl_mutations.py",        # ~95 s
-    "tests/lab/test_tutorial.py",             # ~60 s
-    "tests/lab/test_inventory_run.py",        # ~60 s
-    "tests/lab/test_calico_invariants.py",    # ~45 s
+    "tests/lab/test_suite_faults.py",         # ~265 s
+    "tests/lab/test_rr_migration.py",         # ~250 s
+    "tests/lab/test_bootstrap_faults.py",     # ~190 s
+    "tests/lab/test_acl_mutations.py",        # ~140 s
+    "tests/lab/test_inventory_run.py",        # ~110 s
+    "tests/lab/test_main_job.py",             # ~80 s
+    "tests/lab/test_tutorial.py",             # ~75 s
+    "tests/lab/test_calico_invariants.py",    # ~55 s
+    "tests/lab/test_lifecycle.py",            # ~50 s
+    "tests/lab/test_rr_two_reflectors.py",    # ~35 s
+    "tests/lab/test_provision_hosts.py",      # ~35 s
     "tests/calico/test_bird_integration.py",  # ~35 s
-    "tests/lab/test_main_job.py",             # ~35 s
-    "tests/lab/test_rr_two_reflectors.py",    # ~30 s
-    "tests/lab/test_provision_hosts.py",      # ~20 s
+    "tests/unit/test_bad_input.py",           # ~30 s
 ]
 
 
