@@ -84,14 +84,18 @@ def _ours(entry: str) -> bool:
 
 
 def _daemons() -> list[str]:
-    """Names of live lab-kind daemons, except those inside another lab's namespaces."""
-    foreign = set()
+    """Names of live lab-kind daemons that are this run's: in the root namespace or one of this
+    lab's, or started under this run's CALAB_PREFIX. Another lab's (its namespaces, or its
+    prefix in the environment) and those of unknown origin in a namespace that is not ours (a
+    daemon another lab started over SSH, whose namespace file its teardown already removed)
+    do not count: other xdist workers start and stop theirs at any moment."""
+    mine, foreign = set(), set()
     for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
-        if not _ours(name):
-            try:
-                foreign.add(os.stat(f"/run/netns/{name}").st_ino)
-            except OSError:
-                pass
+        try:
+            (mine if _ours(name) else foreign).add(os.stat(f"/run/netns/{name}").st_ino)
+        except OSError:
+            pass
+    mine.add(os.stat("/proc/self/ns/net").st_ino)     # the root one: pytest runs there
     found = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -102,21 +106,23 @@ def _daemons() -> list[str]:
         except (OSError, ValueError):
             continue
         # PID 1 reaps zombies lazily here, so a Z entry is already gone
-        if comm in LAB_DAEMONS and state != "Z" and net not in foreign and not _other_run(pid):
+        if comm not in LAB_DAEMONS or state == "Z" or net in foreign:
+            continue
+        run = _run_prefix(pid)
+        if run == paths.PREFIX or (run is None and net in mine):
             found.add(comm)
     return sorted(found)
 
 
-def _other_run(pid: str) -> bool:
-    """Started under another CALAB_PREFIX (another xdist worker's private etcd, say, which
-    lives in the root namespace): the environment says so, whatever namespace it is in."""
+def _run_prefix(pid: str) -> str | None:
+    """The CALAB_PREFIX a process was started under (None: none in its environment)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read().split(b"\0")
     except OSError:
-        return False
-    theirs = next((e[len(b"CALAB_PREFIX="):] for e in env if e.startswith(b"CALAB_PREFIX=")), None)
-    return theirs is not None and theirs.decode(errors="replace") != paths.PREFIX
+        return None
+    value = next((e[len(b"CALAB_PREFIX="):] for e in env if e.startswith(b"CALAB_PREFIX=")), None)
+    return None if value is None else value.decode(errors="replace")
 
 
 LAB_DAEMONS = {"etcd", "dockerd", "containerd", "containerd-shim", "bird"}

@@ -48,12 +48,25 @@ def _observed(suite_run) -> tuple[dict[str, bool], set[str]]:
     return summary, {k for k, c in zip(keys, run.cells) if c.status == "wrong"}
 
 
+HOST = "host"       # the source "network" of a host row ("node2 -> web@node1 tcp/80")
+
+
 def _key(k):
-    """src net, src node, dst net, dst node, probe, and whether the source is the lab's own
-    workload ("app/app_container_1@node2") rather than a probe workload ("app@node2")."""
+    """src net (HOST for a host), src node, dst net, dst node, probe, and whether the source
+    is the lab's own workload ("app/app_container_1@node2") rather than a probe workload
+    ("app@node2")."""
+    host = re.fullmatch(r"([^/@ ]+) -> (\S+)@(\S+) (\S+)", k)
+    if host:
+        sn, d, dn, p = host.groups()
+        return HOST, sn, d, dn, p, False
     m = re.fullmatch(r"([^/@ ]+)(/\S+)?@(\S+) -> (\S+)@(\S+) (\S+)", k)
     src, own, sn, d, dn, p = m.groups()
     return src, sn, d, dn, p, own is not None
+
+
+def _policed(s, sn, dn):
+    """Felix 1.x polices every source but a host sending to its own workloads (OUTPUT)."""
+    return not (s == HOST and sn == dn)
 
 
 def _calicoctl(lab, *args):
@@ -106,12 +119,14 @@ def _flush_db_users(lab):
 
 
 MUTATIONS = {
-    # name: (plant/restore builder, predicate over (src net, src node, dst net, dst node, probe)
-    #        selecting exactly the cells whose reachability must change)
+    # name: (plant/restore builder, predicate over (src net, src node, dst net, dst node, probe,
+    #        own) selecting exactly the cells whose reachability must change; the hosts' rows
+    #        included: node2's nc to web@node1 port 80 loses it with web's rule)
     "web-loses-80-443": (
         lambda lab: (_calicoctl(lab, "profile", "web", "rule", "remove", "inbound", "allow", "tcp", "to", "ports", "80,443"),
                      _calicoctl(lab, "profile", "web", "rule", "add", "inbound", "allow", "tcp", "to", "ports", "80,443")),
-        lambda s, sn, d, dn, p, own: d == "web" and s != "web" and p in ("tcp/80", "tcp/443")),
+        lambda s, sn, d, dn, p, own: d == "web" and s != "web" and p in ("tcp/80", "tcp/443")
+        and _policed(s, sn, dn)),
     "app-loses-db-users-tag": (
         lambda lab: (_calicoctl(lab, "profile", "app", "tag", "remove", "db-users"),
                      _calicoctl(lab, "profile", "app", "tag", "add", "db-users")),
@@ -119,12 +134,12 @@ MUTATIONS = {
     "deny-443-inserted-first": (
         lambda lab: (_calicoctl(lab, "profile", "web", "rule", "add", "inbound", "--at=1", "deny", "tcp", "to", "ports", "443"),
                      _calicoctl(lab, "profile", "web", "rule", "remove", "inbound", "--at=1")),
-        lambda s, sn, d, dn, p, own: d == "web" and p == "tcp/443"),
+        lambda s, sn, d, dn, p, own: d == "web" and p == "tcp/443" and _policed(s, sn, dn)),
     # dataplane faults: only node1's kernel changes
     "felix-p-rule-deleted": (
         _delete_web_80_443,
         lambda s, sn, d, dn, p, own: d == "web" and dn == "node1" and s != "web"
-        and p in ("tcp/80", "tcp/443")),
+        and p in ("tcp/80", "tcp/443") and _policed(s, sn, dn)),
     # the probe workloads created afterwards are added to the set again (Felix adds members
     # incrementally): only the lab's own db-users members lose mysqldb@node1's port 3306
     "felix-v4-ipset-flushed": (

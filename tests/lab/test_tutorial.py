@@ -43,9 +43,10 @@ def listen(hosts, node: str, container: str, port: int) -> None:
 
 
 def reaches(hosts, node: str, source: str | None, ip: str, port: int) -> bool:
-    """`nc IP PORT` from a container (or from the node itself when source is None)."""
+    """`nc IP PORT` from a container, or typed on the node itself when source is None (the
+    tutorial's "node2# nc 192.168.22.1 80": the node's own nc)."""
     nc = f"nc -w 2 {ip} {port} </dev/null"
-    line = f"docker exec {source} sh -c {shlex.quote(nc)}" if source else f"busybox {nc}"
+    line = f"docker exec {source} sh -c {shlex.quote(nc)}" if source else nc
     return f"-{port}" in sh(hosts, node, line, ok=False)
 
 
@@ -141,6 +142,16 @@ def test_10_only_80_and_443_of_web_reach_from_node2(hosts):
         listen(hosts, "node1", "web_container_1", port)
     seen = {port: reaches(hosts, "node2", None, "192.168.22.1", port) for port in (80, 443, 8080)}
     assert seen == {80: True, 443: True, 8080: False}
+
+
+def test_10_the_hosts_have_the_tutorials_nc(hosts):
+    """`nc IP PORT` and ncat's `nc -l PORT` typed on a node, as on the tutorial's CentOS hosts
+    (here over the node's own loopback)."""
+    for node in ("node1", "node2"):
+        assert sh(hosts, node, "command -v nc").strip().endswith("/lab/bin/nc")
+    out = sh(hosts, "node1", "timeout 10 nc -l 7000 & for i in 1 2 3 4 5 6 7 8 9 10; do "
+                             "echo tutorial | nc -w 2 127.0.0.1 7000 && break; sleep 0.2; done; wait")
+    assert "tutorial" in out, out
 
 
 def test_11_web_rules_updated_from_json(hosts, tmp_path):
