@@ -66,6 +66,9 @@ class Topology:
     networks: tuple[Network, ...]
     profiles: tuple[Profile, ...]
     workloads: tuple[Workload, ...]
+    # what the network must allow and deny, as statements the suite reads (fixtures/expect/
+    # intent.py has their grammar; lab/ only keeps them)
+    intent: tuple[str, ...] = ()
 
     @property
     def node_names(self) -> tuple[str, ...]:
@@ -235,7 +238,7 @@ def _command(loc: _Loc, value: object) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- sections
 
 TOP_KEYS = ("name", "description", "fabric", "management", "etcd", "nodes", "bgp",
-            "pools", "networks", "profiles", "workloads")
+            "pools", "networks", "profiles", "workloads", "intent")
 
 
 def parse_topology(data: object, source: str) -> Topology:
@@ -269,6 +272,7 @@ def parse_topology(data: object, source: str) -> Topology:
         networks=networks,
         profiles=_parse_profiles(top),
         workloads=_parse_workloads(top, by_name, networks, pools),
+        intent=top.get("intent", list_of(non_empty_str), ()),
     )
 
 
