@@ -143,6 +143,41 @@ def test_bad_profile_rule_is_refused_at_load(tmp_path, how, rule, reason):
             rule, reason)
 
 
+# -- declared intent ------------------------------------------------------------------------
+
+INTENTS = [
+    ("bad-protocol", "- any -> web tcpx/80 allow\n", "[0] (line 1)", "protocol 'tcpx' is not one of"),
+    ("bad-port", "- web -> app any allow\n- any -> web tcp/80,99999 allow\n", "[1] (line 2)",
+     "port '99999' is not a number 1-65535"),
+    ("four-words", "- any -> web allow\n", "[0] (line 1)", "is not five words"),
+    ("host-as-destination", "- any -> host:node1 any allow\n", "[0] (line 1)",
+     "the matrix's destinations are the probe workloads"),
+    ("unknown-network", "- any -> webb tcp/80 allow\n", "[0] (line 1)",
+     "TO webb: no such network in topology seed (networks: app, db-users, mysqldb, web)"),
+    ("unknown-tag", "- tag:dbusers -> mysqldb tcp/3306 allow\n", "[0] (line 1)",
+     "no such tag in topology seed"),
+    ("unknown-host", "- host:node9 -> web any allow\n", "[0] (line 1)",
+     "FROM host:node9: no such host in topology seed (hosts: node1, node2)"),
+    ("not-a-list", "intent: any -> web tcp/80 allow\n", "", "expected a list of statements"),
+]
+
+
+@pytest.mark.parametrize("content, where, reason", [pytest.param(*c[1:], id=c[0]) for c in INTENTS])
+def test_bad_intent_file_is_refused_before_building(tmp_path, content, where, reason):
+    path = tmp_path / "intent.yaml"
+    path.write_text(content)
+    # the fix: the grammar for a malformed statement, the lab's names for an unknown one
+    fix = "(a statement is FROM -> TO PROTOCOL allow|deny" if "no such" not in reason else "s: "
+    refused(*run(tmp_path, *suites(f"--intent={path}")), f"--intent: {path}{where}", reason, fix)
+
+
+def test_bad_intent_in_a_topology_names_the_file_and_key(tmp_path):
+    topo = tmp_path / "topo.yaml"
+    topo.write_text(SEED.replace('"web -> app any allow"', '"web -> app any maybe"'))
+    refused(*run(tmp_path, *suites(f"--topology={topo}")), f"{topo}: intent[1]",
+            "action 'maybe' is not allow or deny")
+
+
 @pytest.mark.parametrize("how", ["suites", "lab-up"])
 def test_huge_topology_is_refused_unread(tmp_path, how):
     topo = tmp_path / "huge.yaml"
