@@ -32,7 +32,7 @@ def seed(tmp_path_factory):
         before = tmp / "before.json"
         run = run_suites(tmp, "suites/acl", "--lab-attach", "-n", "2", f"--snapshot={before}")
         assert run.rc == 0, run.output
-        assert sum(t.startswith("test_intent::test_intent_in_the_") for t in run.outcomes) == 10
+        assert sum(t.startswith("test_intent::test_intent_in_the_") for t in run.outcomes) == 22
         yield f.Lab(), before, json.loads(before.read_text())["matrix"]
     finally:
         assert lab_cli("down").returncode == 0
@@ -152,13 +152,15 @@ MUTATIONS = {
 
 # The seed's declared intent (lab/topologies/seed.yaml) fails exactly these statements: against
 # the datastore when the datastore changed, against the dataplane whenever packets changed.
-WEB_80_443, APP_3306 = "[any-to-web-tcp/80,443-allow]", "[app-to-mysqldb-tcp/3306-allow]"
+WEB, APP_3306 = "[any-to-web-tcp/80,443-allow]", "[app-to-mysqldb-tcp/3306-allow]"
+NODE2_WEB1, NODE1_WEB2 = "[host:node2-to-web@node1-tcp/80,443-allow]", "[host:node1-to-web@node2-tcp/80,443-allow]"
 DATASTORE, DATAPLANE = "test_intent::test_intent_in_the_datastore", "test_intent::test_intent_in_the_dataplane"
+WEB_RULE = {kind + stmt for kind in (DATASTORE, DATAPLANE) for stmt in (WEB, NODE2_WEB1, NODE1_WEB2)}
 INTENT_FAILS = {
-    "web-loses-80-443": {DATASTORE + WEB_80_443, DATAPLANE + WEB_80_443},
+    "web-loses-80-443": WEB_RULE,
     "app-loses-db-users-tag": {DATASTORE + APP_3306, DATAPLANE + APP_3306},
-    "deny-443-inserted-first": {DATASTORE + WEB_80_443, DATAPLANE + WEB_80_443},
-    "felix-p-rule-deleted": {DATAPLANE + WEB_80_443},
+    "deny-443-inserted-first": WEB_RULE,
+    "felix-p-rule-deleted": {DATAPLANE + WEB, DATAPLANE + NODE2_WEB1},     # node1's kernel only
     "felix-v4-ipset-flushed": {DATAPLANE + APP_3306},
 }
 

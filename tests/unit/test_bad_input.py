@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.topology import load_topology
 from tests.helpers import ROOT, one_line_error
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
@@ -159,6 +160,8 @@ INTENTS = [
     ("unknown-host", "- host:node9 -> web any allow\n", "[0] (line 1)",
      "FROM host:node9: no such host in topology seed (hosts: node1, node2)"),
     ("not-a-list", "intent: any -> web tcp/80 allow\n", "", "expected a list of statements"),
+    ("contradiction", "- web -> app any allow\n- web -> app tcp/80 deny\n", "[1] (line 2)",
+     "contradicts 'web -> app any allow' at"),
 ]
 
 
@@ -166,15 +169,18 @@ INTENTS = [
 def test_bad_intent_file_is_refused_before_building(tmp_path, content, where, reason):
     path = tmp_path / "intent.yaml"
     path.write_text(content)
-    # the fix: the grammar for a malformed statement, the lab's names for an unknown one
-    fix = "(a statement is FROM -> TO PROTOCOL allow|deny" if "no such" not in reason else "s: "
+    # the fix: the grammar for a malformed statement, the lab's names for an unknown one,
+    # what to change for a contradiction
+    fix = ("s: " if "no such" in reason else "drop one, or narrow the ports" if "contradicts" in reason
+           else "(a statement is FROM -> TO PROTOCOL allow|deny")
     refused(*run(tmp_path, *suites(f"--intent={path}")), f"--intent: {path}{where}", reason, fix)
 
 
 def test_bad_intent_in_a_topology_names_the_file_and_key(tmp_path):
     topo = tmp_path / "topo.yaml"
     topo.write_text(SEED.replace('"web -> app any allow"', '"web -> app any maybe"'))
-    refused(*run(tmp_path, *suites(f"--topology={topo}")), f"{topo}: intent[1]",
+    index = load_topology("seed").intent.index("web -> app any allow")
+    refused(*run(tmp_path, *suites(f"--topology={topo}")), f"{topo}: intent[{index}]",
             "action 'maybe' is not allow or deny")
 
 
