@@ -61,7 +61,11 @@ def test_same_ids_and_outcomes_as_the_embedded_run(seed, tmp_path):
     lab, inv = seed
     embedded = run_suites(tmp_path, "suites", "--lab-attach", "-n", "2")
     assert embedded.rc == 0, embedded.output[-3000:]
-    ssh = _inventory_run(lab, tmp_path, inv, "-n", "2")
+    # a real lab states its intent in a file; here the one the embedded topology carries
+    intent = tmp_path / "intent.yaml"
+    intent.write_text(yaml.safe_dump(list(lab.st.topology.intent)))
+    ssh = _inventory_run(lab, tmp_path, inv, "-n", "2", f"--intent={intent}")
+    assert any(k.startswith("test_intent::") for k in ssh.outcomes)
     only = {k: (embedded.outcomes.get(k), ssh.outcomes.get(k))
             for k in set(embedded.outcomes) | set(ssh.outcomes)
             if embedded.outcomes.get(k) != ssh.outcomes.get(k)}
