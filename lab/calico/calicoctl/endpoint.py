@@ -31,6 +31,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import sys
 from typing import NoReturn, Sequence
 
@@ -119,10 +120,15 @@ def render(endpoints: Sequence[Endpoint], detailed: bool) -> str:
     PrettyTable's sortby="Hostname" did: by the whole row, hostname first."""
     if detailed:
         rows = [[ep.hostname, ep.orchestrator_id, ep.workload_id, ep.endpoint_id,
-                 "\n".join(sorted(ep.ipv4_nets) + sorted(ep.ipv6_nets)), ep.mac,
+                 "\n".join(_by_address(ep.ipv4_nets) + _by_address(ep.ipv6_nets)), ep.mac,
                  ",".join(ep.profile_ids), ep.state] for ep in endpoints]
         return table(DETAILED_HEADINGS, sorted(rows))
     return table(SUMMARY_HEADINGS, summary_rows(endpoints))
+
+
+def _by_address(nets: Sequence[str]) -> list[str]:
+    # 0.22 printed a set (any order); address order reads best
+    return sorted(nets, key=lambda n: ipaddress.ip_network(n, strict=False))
 
 
 def summary_rows(endpoints: Sequence[Endpoint]) -> list[list]:
