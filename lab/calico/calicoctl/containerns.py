@@ -54,6 +54,13 @@ class Namespace:
         except NetnsError:
             return False
 
+    def ipv6_enabled(self, iface: str) -> bool:
+        """Whether the interface takes IPv6 here: /proc/sys/net is the reader's namespace's."""
+        try:
+            return self.run("cat", f"/proc/sys/net/ipv6/conf/{iface}/disable_ipv6").strip() == "0"
+        except NetnsError:
+            return False
+
     def mac(self, iface: str) -> str:
         """The interface's MAC, read inside the namespace (its /sys is not ours)."""
         return json.loads(self.run("ip", "-j", "link", "show", "dev", iface))[0]["address"]
@@ -112,8 +119,10 @@ def remove_ip(ns: Namespace, ip, iface: str) -> None:
 
 def add_default_routes(ns: Namespace, host_name: str, iface: str) -> None:
     """IPv4: a connected route to 169.254.1.1 and the default via it; IPv6 (when the host
-    veth has a link-local address): the default via that address."""
-    next_hop_6 = ipv6_link_local(host_name)
+    veth has a link-local address): the default via that address. Docker 20.10 disables IPv6
+    inside containers of IPv4-only networks (2016's Docker did not), where that route fails
+    ("IPv6 is disabled on nexthop device"): it is left out there, as on a host without IPv6."""
+    next_hop_6 = ipv6_link_local(host_name) if ns.ipv6_enabled(iface) else None
     ns.run("ip", "-4", "route", "replace", GATEWAY_V4, "dev", iface)
     ns.run("ip", "-4", "route", "replace", "default", "via", GATEWAY_V4, "dev", iface)
     if next_hop_6:

@@ -44,9 +44,10 @@ COMMANDS = (
      None),
     # not in 0.22: where the lab's calico-node and libnetwork driver log (their stdout) and
     # what BIRD says (the same socket `calicoctl status` asks)
-    ("Copying logs of the calico-node container", "docker logs --timestamps calico-node", None),
+    ("Copying logs of the calico-node container", "docker logs --timestamps calico-node",
+     "docker_logs_calico-node"),
     ("Copying logs of the calico-libnetwork container",
-     "docker logs --timestamps calico-libnetwork", None),
+     "docker logs --timestamps calico-libnetwork", "docker_logs_calico-libnetwork"),
     ("Dumping BIRD status (IPv4)", f"birdc -s {BIRD_CTL} show protocols all", "bird_protocols"),
     ("Dumping BIRD routes (IPv4)", f"birdc -s {BIRD_CTL} show route", "bird_routes"),
 )
@@ -90,7 +91,8 @@ def save(log_dir: str) -> str:
         dump_datastore(f)
     tar_path = os.path.join(temp_dir, datetime.datetime.now().strftime("diags-%d%m%y_%H%M%S.tar.gz"))
     with tarfile.open(tar_path, "w:gz") as tar:
-        tar.add(temp_dir, arcname="")    # tarfile skips the archive itself
+        # 0.22 added temp_dir as "", which gives a member named "/"; its contents are the same
+        tar.add(out, arcname="diagnostics")
     print(f"\nDiags saved to {tar_path}\n")
     # 0.22 went on to suggest uploading the bundle to transfer.sh; nothing leaves the lab here
     return tar_path
