@@ -140,6 +140,12 @@ def detailed_ids(hosts, node: str, flags: str = "") -> set[str]:
     return {r[3] for r in rows if r[3]}
 
 
+def on_web(hosts, container: str, field: str) -> str:
+    """A field of the container's web network settings (EndpointID, IPAddress), from Docker."""
+    fmt = f"{{{{.NetworkSettings.Networks.web.{field}}}}}"
+    return out(hosts, "node1", f"docker inspect -f '{fmt}' {container}").strip()
+
+
 def network_id(hosts, name: str) -> str:
     return out(hosts, "node1", f"docker network inspect -f '{{{{.Id}}}}' {shlex.quote(name)}").strip()
 
@@ -167,8 +173,7 @@ def test_docker_run_adds_one_endpoint_for_its_node_and_rm_removes_it(hosts):
         after = summary(hosts)
         assert after[("node1", "libnetwork")] == (1, before[("node1", "libnetwork")][1] + 1)
         assert after[("node2", "libnetwork")] == before[("node2", "libnetwork")]
-        ep_id = out(hosts, "node1", f"docker inspect -f '{{{{.NetworkSettings.Networks.web.EndpointID}}}}' {name}").strip()
-        ip = out(hosts, "node1", f"docker inspect -f '{{{{.NetworkSettings.Networks.web.IPAddress}}}}' {name}").strip()
+        ep_id, ip = on_web(hosts, name, "EndpointID"), on_web(hosts, name, "IPAddress")
         rows = parse_table(out(hosts, "node1", f"calicoctl endpoint show --endpoint={ep_id} --detailed"))
         assert [r[:6] + r[7:] for r in rows] == [
             ["node1", "libnetwork", "libnetwork", ep_id, f"{ip}/32", "EE:EE:EE:EE:EE:EE", "active"]]
@@ -184,7 +189,7 @@ def test_endpoint_profile_commands_on_a_libnetwork_endpoint(hosts):
     web, db_users = network_id(hosts, "web"), network_id(hosts, "db-users")
     sh(hosts, "node1", f"docker run -d --net web --name {name} {IMAGE} sleep 600")
     try:
-        ep = out(hosts, "node1", f"docker inspect -f '{{{{.NetworkSettings.Networks.web.EndpointID}}}}' {name}").strip()
+        ep = on_web(hosts, name, "EndpointID")
         assert words(out(hosts, "node2", f"calicoctl endpoint {ep} profile append {db_users}")) \
             == f"Profile(s) {db_users} appended."
         shown = parse_table(out(hosts, "node2", f"calicoctl endpoint {ep} profile show --host=node1"))
