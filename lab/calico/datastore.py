@@ -543,6 +543,12 @@ class Datastore:
             raise NotFound(f"Endpoint {endpoint_id} not found on host {hostname}")
 
     @etcd_errors
+    def remove_workload(self, hostname: str, orchestrator: str, workload: str) -> None:
+        """The workload's whole tree, endpoints included (libcalico remove_workload)."""
+        if not self._delete(keys.workload(hostname, orchestrator, workload), recursive=True):
+            raise NotFound(f"{workload} is not a configured workload on host {hostname}")
+
+    @etcd_errors
     def endpoints(self, hostname: str | None = None) -> list[model.Endpoint]:
         base = keys.host(hostname) if hostname else keys.HOSTS
         found = (parse_endpoint(k, v) for k, v in self._leaves(base))

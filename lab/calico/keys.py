@@ -46,6 +46,10 @@ def bird_ip(hostname: str) -> str:
     return f"{HOSTS}/{hostname}/bird_ip"
 
 
+def workload(hostname: str, orchestrator: str, workload_id: str) -> str:
+    return f"{HOSTS}/{hostname}/workload/{orchestrator}/{workload_id}"
+
+
 def endpoint(hostname: str, endpoint_id: str, orchestrator: str = ORCHESTRATOR_LIBNETWORK,
              workload: str = WORKLOAD_LIBNETWORK) -> str:
     return f"{HOSTS}/{hostname}/workload/{orchestrator}/{workload}/endpoint/{endpoint_id}"

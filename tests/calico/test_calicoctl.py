@@ -1,37 +1,16 @@
 """calicoctl 0.22's grammar, outputs, messages and exit codes (spec §3), on a real etcd.
 
 The commands that need no Docker (pool, profile, bgp, node show / bgp peer) run in-process
-against the loopback etcd of tests/calico/conftest.py; `node`, `status` and the Docker
-network name mapping are exercised in the embedded lab (tests/lab/test_tutorial.py).
+against the loopback etcd of tests/etcd_server.py (the `ctl` fixture of tests/calico/conftest.py);
+`node`, `status` and the Docker network name mapping are exercised in the embedded lab
+(tests/lab/test_tutorial.py). The commands of issue 18 are in test_calicoctl_commands.py.
 """
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
 
 import pytest
-
-from lab.calico.calicoctl.cli import main
-
-
-@pytest.fixture
-def ctl(etcd_client, etcd_server, monkeypatch, capsys):
-    host, port = etcd_server
-    monkeypatch.setenv("ETCD_AUTHORITY", f"{host}:{port}")
-    monkeypatch.setenv("HOSTNAME", "node1")
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")   # no Docker: no mapping
-
-    def run(line: str, stdin: str = "") -> tuple[int, str]:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        usage = ""
-        try:
-            rc = main(line.split())
-        except SystemExit as exc:   # docopt exits with the usage text as its code, like sys.exit(msg)
-            rc, usage = (exc.code, "") if isinstance(exc.code, int) else (1, str(exc.code))
-        return rc, capsys.readouterr().out + usage
-    run.etcd = etcd_client
-    return run
 
 
 def value(ctl, key: str):

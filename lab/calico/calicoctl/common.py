@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import sys
+import textwrap
 from typing import NoReturn
 
 from ..datastore import Datastore
@@ -18,6 +19,19 @@ NAME_MESSAGE = ("Profile names must be < 40 character long and can only contain 
 def fail(message: str, code: int = 1) -> NoReturn:
     print(message)
     sys.exit(code)
+
+
+def paragraph(message: str) -> None:
+    """calicoctl's print_paragraph: wrapped at 80 columns, then an empty line."""
+    print("\n".join(textwrap.wrap(message, width=80)))
+    print()
+
+
+def enforce_root() -> None:
+    """calicoctl's enforce_root: the message on stderr and exit code 2."""
+    if os.geteuid() != 0:
+        print("This command must be run as root.", file=sys.stderr)
+        sys.exit(2)
 
 
 def hostname() -> str:
