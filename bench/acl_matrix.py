@@ -1,7 +1,8 @@
-"""Probe engine speed on a running lab: the whole ACL matrix (every probe-workload pair x every
-probed port x tcp/udp + icmp echo) observed by the engine -- method "host" (one prober per
+"""Probe engine speed on a running lab: the whole ACL matrix (every probe-workload pair, and every
+calico host to every probe workload, x every probed port x tcp/udp + icmp echo; --no-hosts for
+workloads only) observed by the engine -- method "host" (one prober per
 node) and method "exec" (one docker exec per source) -- versus the same matrix probed with one
-docker exec per cell on the same lab.
+docker exec per cell on the same lab (workload sources only: a host has no container).
 
     CALAB_PREFIX=calabp .venv/bin/python -m lab up          # a lab of your own
     sudo CALAB_PREFIX=calabp .venv/bin/python bench/acl_matrix.py [--timeout 1] [--runs 5]
@@ -32,7 +33,7 @@ from lab import netns, state  # noqa: E402
 from lab.errors import LabError  # noqa: E402
 from fixtures.acl.compare import compare, disagreeing  # noqa: E402
 from fixtures.acl.expected import expected  # noqa: E402
-from fixtures.acl.jobs import build_jobs, peers  # noqa: E402
+from fixtures.acl.jobs import HOST, build_jobs, host_peers, peers  # noqa: E402
 from fixtures.acl.probes import runner, session as probe_session  # noqa: E402
 from fixtures.acl.probes.model import DEFAULT_PER_NODE_CAP, DEFAULT_TIMEOUT, ProbeError  # noqa: E402
 from fixtures.expect.policy import probe_ports  # noqa: E402
@@ -48,15 +49,17 @@ def _load() -> str:
         return "?"
 
 
-def _jobs(target, s):
-    """The matrix of the probe workloads, with the engine's verdicts (the suite's own path)."""
+def _jobs(target, s, hosts: bool):
+    """The matrix of the probe workloads (and the hosts as sources), with the engine's verdicts
+    (the suite's own path)."""
     facts = read_datastore(target.etcd())      # now with the probe workloads' endpoints
     ours = peers(facts, s.workloads, probe=True)
     if len(ours) != len(s.workloads):
         missing = sorted({w.name for w in s.workloads} - {p.name for p in ours})
         raise LabError(f"no datastore endpoint for {', '.join(missing)}")
     ports = probe_ports(facts)
-    jobs = build_jobs(ours, ours, ports)
+    sources = ours + (host_peers(facts, target.calico_hosts) if hosts else [])
+    jobs = build_jobs(sources, ours, ports)
     return jobs, expected(facts, jobs), tuple(ports["tcp"])
 
 
@@ -69,6 +72,7 @@ def main() -> int:
     ap.add_argument("--per-node-cap", type=int, default=DEFAULT_PER_NODE_CAP)
     ap.add_argument("--skip-per-cell", action="store_true", help="no one-exec-per-cell comparison")
     ap.add_argument("--show-cells", action="store_true", help="print every job's observation")
+    ap.add_argument("--no-hosts", action="store_true", help="probe-workload sources only")
     args = ap.parse_args()
     try:
         st = state.require_running()
@@ -86,7 +90,7 @@ def main() -> int:
             with probe_session.probe_session(target, prefix, nets, target.calico_hosts,
                                              timeout=args.timeout, per_node_cap=args.per_node_cap,
                                              method="exec" if args.method == "exec" else "host") as s:
-                jobs, verdicts, ports = _jobs(target, s)
+                jobs, verdicts, ports = _jobs(target, s, not args.no_hosts)
                 print(f"{len(s.workloads)} probe workloads created in {s.timings['create']:.2f} s; "
                       f"ports (fixtures.expect.policy.probe_ports): {', '.join(map(str, ports))}", flush=True)
                 lis = s.start_listeners(jobs)
@@ -95,8 +99,9 @@ def main() -> int:
                       f"(start {lis.timings['start']:.2f}, verify {lis.timings['verify']:.2f})", flush=True)
                 n = len(jobs.jobs)
                 pairs = len({(j.src, j.dst) for j in jobs.jobs})
-                print(f"matrix: {n} jobs = {pairs} pairs x ({len(ports)} tcp + {len(ports)} udp + icmp); "
-                      f"timeout {args.timeout} s", flush=True)
+                from_hosts = sum(j.src.kind == HOST for j in jobs.jobs)
+                print(f"matrix: {n} jobs = {pairs} pairs x ({len(ports)} tcp + {len(ports)} udp + icmp), "
+                      f"{from_hosts} of them from hosts; timeout {args.timeout} s", flush=True)
                 methods = ("host", "exec") if args.method == "both" else (args.method,)
                 medians, last = {}, {}
                 for method in methods:
@@ -141,12 +146,13 @@ def main() -> int:
                     for j, o in first.items():
                         print(f"  {j}: {o}  expected {'allow' if verdicts[j].allowed else 'drop'}")
                 if not args.skip_per_cell:
-                    each = runner.probe_each(target, jobs.jobs, args.timeout, args.per_node_cap)
-                    agree = sum(each[j].ok == first[j].ok for j in jobs.jobs)
+                    execable = [j for j in jobs.jobs if j.src.kind != HOST]
+                    each = runner.probe_each(target, execable, args.timeout, args.per_node_cap)
+                    agree = sum(each[j].ok == first[j].ok for j in execable)
                     w = each.timings["wall"]
                     print(f"one exec per job ({args.per_node_cap} execs per node at a time): {w:.2f} s wall "
-                          f"for {n} jobs; observations agree with the engine on {agree}/{n} jobs; "
-                          f"load {_load()}", flush=True)
+                          f"for the {len(execable)} workload jobs; observations agree with the engine on "
+                          f"{agree}/{len(execable)} jobs; load {_load()}", flush=True)
                     for m, md in medians.items():
                         print(f"speed-up of the engine ({m}, median {md:.2f} s) over one exec per job: "
                               f"{w / md:.1f}x", flush=True)
