@@ -21,10 +21,6 @@ def _decides(intent_statement, intent_cells):
     return cells
 
 
-def _show(cells, saw):
-    return "\n".join(f"  {c.src} -> {c.dst} ({c.dst_ip}) {c.probe}: {saw(c)}" for c in cells[:20])
-
-
 def test_intent_names(lab, pytestconfig):
     """Every name the intent uses exists in the lab (checked before building for the embedded
     lab; a real lab's names come from its datastore)."""
@@ -34,22 +30,21 @@ def test_intent_names(lab, pytestconfig):
         pytest.fail(str(exc), pytrace=False)
 
 
+def _check(st, cells, broken, what, saw):
+    verb = "allow" if st.allow else "deny"
+    assert not broken, (f"'{st.text}': {what} does not {verb} {len(broken)} of {len(cells)} "
+                        "cells:\n" + "\n".join(f"  {c.src} -> {c.dst} ({c.dst_ip}) {c.probe}: {saw(c)}"
+                                                for c in broken[:20]))
+
+
 def test_intent_in_the_datastore(intent_statement, intent_cells):
     cells = _decides(intent_statement, intent_cells)
-    broken = broken_in_datastore(intent_statement, cells)
-    verb = "allow" if intent_statement.allow else "deny"
-    assert not broken, (
-        f"'{intent_statement.text}': the datastore's policy does not {verb} {len(broken)} of "
-        f"{len(cells)} cells:\n" + _show(broken, lambda c: (
-            f"{'allowed' if c.expected else 'dropped'}: {c.reason}")))
+    _check(intent_statement, cells, broken_in_datastore(intent_statement, cells),
+           "the datastore's policy", lambda c: f"{'allowed' if c.expected else 'dropped'}: {c.reason}")
 
 
 def test_intent_in_the_dataplane(intent_statement, intent_cells):
     cells = _decides(intent_statement, intent_cells)
-    broken = broken_in_dataplane(intent_statement, cells)
-    verb = "allow" if intent_statement.allow else "deny"
-    assert not broken, (
-        f"'{intent_statement.text}': the dataplane does not {verb} {len(broken)} of "
-        f"{len(cells)} cells:\n" + _show(broken, lambda c: (
-            f"{'reached' if observed_reached(c) else 'not reached'} ({c.second or c.first}); "
-            f"the engine: {c.reason}")))
+    _check(intent_statement, cells, broken_in_dataplane(intent_statement, cells), "the dataplane",
+           lambda c: (f"{'reached' if observed_reached(c) else 'not reached'} "
+                      f"({c.second or c.first}); the engine: {c.reason}"))
