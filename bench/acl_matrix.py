@@ -1,7 +1,7 @@
-"""Probe engine speed on a running lab: the whole ACL matrix (every probe-workload pair, and every
-calico host to every probe workload, x every probed port x tcp/udp + icmp echo; --no-hosts for
-workloads only) observed by the engine -- method "host" (one prober per
-node) and method "exec" (one docker exec per source) -- versus the same matrix probed with one
+"""Probe engine speed on a running lab: the whole ACL matrix (every probe-workload pair, and
+every calico host to and from every probe workload, x every probed port x tcp/udp + icmp echo;
+--no-hosts for workloads only) observed by the engine -- method "host" (one prober per node)
+and method "exec" (one docker exec per source) -- versus the same matrix probed with one
 docker exec per cell on the same lab (workload sources only: a host has no container).
 
     CALAB_PREFIX=calabp .venv/bin/python -m lab up          # a lab of your own
@@ -34,7 +34,7 @@ from lab.errors import LabError  # noqa: E402
 from fixtures.acl.compare import compare, disagreeing  # noqa: E402
 from fixtures.acl.expected import expected  # noqa: E402
 from fixtures.acl.jobs import HOST, build_jobs, host_peers, peers  # noqa: E402
-from fixtures.acl.probes import runner, session as probe_session  # noqa: E402
+from fixtures.acl.probes import listeners, runner, session as probe_session  # noqa: E402
 from fixtures.acl.probes.model import DEFAULT_PER_NODE_CAP, DEFAULT_TIMEOUT, ProbeError  # noqa: E402
 from fixtures.expect.policy import probe_ports  # noqa: E402
 from fixtures.facts.datastore import read_datastore  # noqa: E402
@@ -50,7 +50,7 @@ def _load() -> str:
 
 
 def _jobs(target, s, hosts: bool):
-    """The matrix of the probe workloads (and the hosts as sources), with the engine's verdicts
+    """The matrix of the probe workloads (and the hosts), with the engine's verdicts
     (the suite's own path)."""
     facts = read_datastore(target.etcd())      # now with the probe workloads' endpoints
     ours = peers(facts, s.workloads, probe=True)
@@ -58,8 +58,9 @@ def _jobs(target, s, hosts: bool):
         missing = sorted({w.name for w in s.workloads} - {p.name for p in ours})
         raise LabError(f"no datastore endpoint for {', '.join(missing)}")
     ports = probe_ports(facts)
-    sources = ours + (host_peers(facts, target.calico_hosts) if hosts else [])
-    jobs = build_jobs(sources, ours, ports)
+    hosts_ = host_peers(facts, target.calico_hosts) if hosts else []
+    held = {h: listeners.listening_ports(target, h) for h in hosts_}
+    jobs = build_jobs(ours + hosts_, ours + hosts_, ports, held)
     return jobs, expected(facts, jobs), tuple(ports["tcp"])
 
 

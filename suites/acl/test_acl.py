@@ -1,8 +1,8 @@
 """Every profile rule and every default drop, checked with packets (spec §2, Cyclonus-style).
 
 The policy engine (fixtures/expect/policy) predicts allow or drop for every ordered pair of
-probe workloads (one per node × calico network), and from each of the lab's own running
-workloads to every probe workload, on every port a rule names, its neighbours and two unnamed
+probe workloads (one per node × calico network), from each of the lab's own running workloads
+and each calico host to every probe workload, and from every workload to every calico host, on every port a rule names, its neighbours and two unnamed
 ports, over tcp, udp and icmp; the probe engine (fixtures/acl/probes) sends them.
 One test per rule lists the cells that rule decides; one per profile and direction for the
 default drop; one for the whole matrix (with the matrix in the report).

@@ -49,20 +49,22 @@ def _observed(suite_run) -> tuple[dict[str, bool], set[str]]:
     return summary, {k for k, c in zip(keys, run.cells) if c.status == "wrong"}
 
 
-HOST = "host"       # the source "network" of a host row ("node2 -> web@node1 tcp/80")
+HOST = "host"       # the "network" of a host row or column ("node2 -> web@node1 tcp/80")
+
+
+def _end(text):
+    """(network or HOST, node, own): "app/app_container_1@node2", "app@node2" or "node2"."""
+    m = re.fullmatch(r"([^/@ ]+)(/\S+)?@(\S+)", text)
+    return (m.group(1), m.group(3), m.group(2) is not None) if m else (HOST, text, False)
 
 
 def _key(k):
-    """src net (HOST for a host), src node, dst net, dst node, probe, and whether the source
-    is the lab's own workload ("app/app_container_1@node2") rather than a probe workload
-    ("app@node2")."""
-    host = re.fullmatch(r"([^/@ ]+) -> (\S+)@(\S+) (\S+)", k)
-    if host:
-        sn, d, dn, p = host.groups()
-        return HOST, sn, d, dn, p, False
-    m = re.fullmatch(r"([^/@ ]+)(/\S+)?@(\S+) -> (\S+)@(\S+) (\S+)", k)
-    src, own, sn, d, dn, p = m.groups()
-    return src, sn, d, dn, p, own is not None
+    """src net (HOST for a host), src node, dst net (HOST for a host), dst node, probe, and
+    whether the source is the lab's own workload ("app/app_container_1@node2") rather than a
+    probe workload ("app@node2")."""
+    src, dst, probe = re.fullmatch(r"(\S+) -> (\S+) (\S+)", k).groups()
+    (s, sn, own), (d, dn, _) = _end(src), _end(dst)
+    return s, sn, d, dn, probe, own
 
 
 def _policed(s, sn, dn):

@@ -151,7 +151,7 @@ INTENTS = [
     ("bad-port", "- web -> app any allow\n- any -> web tcp/80,99999 allow\n", "[1] (line 2)",
      "port '99999' is not a number 1-65535"),
     ("four-words", "- any -> web allow\n", "[0] (line 1)", "is not five words"),
-    ("host-as-destination", "- any -> host:node1 any allow\n", "[0] (line 1)",
+    ("workload-as-destination", "- any -> workload:web_container_1 any allow\n", "[0] (line 1)",
      "the matrix's destinations are the probe workloads"),
     ("unknown-network", "- any -> webb tcp/80 allow\n", "[0] (line 1)",
      "TO webb: no such network in topology seed (networks: app, db-users, mysqldb, web)"),
