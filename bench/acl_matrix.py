@@ -33,8 +33,9 @@ from lab import netns, state  # noqa: E402
 from lab.errors import LabError  # noqa: E402
 from fixtures.acl.compare import compare, disagreeing  # noqa: E402
 from fixtures.acl.expected import expected  # noqa: E402
-from fixtures.acl.jobs import HOST, build_jobs, host_peers, peers  # noqa: E402
-from fixtures.acl.probes import listeners, runner, session as probe_session  # noqa: E402
+from fixtures.acl.jobs import HOST, host_peers, peers  # noqa: E402
+from fixtures.acl.probes import runner, session as probe_session  # noqa: E402
+from fixtures.acl.run import plan  # noqa: E402
 from fixtures.acl.probes.model import DEFAULT_PER_NODE_CAP, DEFAULT_TIMEOUT, ProbeError  # noqa: E402
 from fixtures.expect.policy import probe_ports  # noqa: E402
 from fixtures.facts.datastore import read_datastore  # noqa: E402
@@ -58,9 +59,7 @@ def _jobs(target, s, hosts: bool):
         missing = sorted({w.name for w in s.workloads} - {p.name for p in ours})
         raise LabError(f"no datastore endpoint for {', '.join(missing)}")
     ports = probe_ports(facts)
-    hosts_ = host_peers(facts, target.calico_hosts) if hosts else []
-    held = {h: listeners.listening_ports(target, h) for h in hosts_}
-    jobs = build_jobs(ours + hosts_, ours + hosts_, ports, held)
+    jobs = plan(target, ours, [], host_peers(facts, target.calico_hosts) if hosts else [], ports)
     return jobs, expected(facts, jobs), tuple(ports["tcp"])
 
 
