@@ -314,18 +314,25 @@ def remove(ds: Datastore, name: str) -> int:
 
 # -- container <CONTAINER> ip add|remove --------------------------------------------------------
 
-def ip_add(ds: Datastore, name: str, requested: str, iface: str) -> int:
+def _attached(ds: Datastore, name: str, unknown) -> tuple[Workload, Endpoint]:
+    """The running container `name` and its endpoint; `unknown()` prints what each command
+    says when Calico does not know the container, then exit 1."""
     enforce_root()
     w = lookup(name)
     if w.orchestrator == DOCKER:
         _running_or_exit(w)
     try:
-        ep = _workload_endpoint(ds, w)
+        return w, _workload_endpoint(ds, w)
     except (endpoint.NoMatch, endpoint.MultipleMatch):
-        print("Failed to add IP address to container.\n")
-        paragraph(f"Container {name} is unknown to Calico.")
-        paragraph("Use `calicoctl container add` to add the container to the Calico network.")
+        unknown()
         sys.exit(1)
+
+
+def ip_add(ds: Datastore, name: str, requested: str, iface: str) -> int:
+    w, ep = _attached(ds, name, lambda: (
+        print("Failed to add IP address to container.\n"),
+        paragraph(f"Container {name} is unknown to Calico."),
+        paragraph("Use `calicoctl container add` to add the container to the Calico network.")))
     # checked before anything is assigned (0.22 checked after, leaving the address stored)
     if not w.ns.link_exists(iface):
         print("Interface provided does not exist in container. Aborting.")
@@ -349,15 +356,7 @@ def ip_remove(ds: Datastore, name: str, text: str, iface: str) -> int:
     if ip is None:                    # 0.22 crashed on "ipv4" or a CIDR here
         paragraph(INVALID_IP)
         sys.exit(1)
-    enforce_root()
-    w = lookup(name)
-    if w.orchestrator == DOCKER:
-        _running_or_exit(w)
-    try:
-        ep = _workload_endpoint(ds, w)
-    except (endpoint.NoMatch, endpoint.MultipleMatch):
-        print("Container is unknown to Calico.")
-        sys.exit(1)
+    w, ep = _attached(ds, name, lambda: print("Container is unknown to Calico."))
     nets = ep.ipv4_nets if ip.version == 4 else ep.ipv6_nets
     if f"{ip}/{netns.PREFIX_LEN[ip.version]}" not in nets:
         print("IP address is not assigned to container. Aborting.")
