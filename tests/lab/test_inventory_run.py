@@ -74,6 +74,19 @@ def test_same_ids_and_outcomes_as_the_embedded_run(seed, tmp_path):
     assert len(ssh.outcomes) > 80 and ssh.rc == 0
 
 
+def test_intent_naming_what_the_real_lab_lacks_fails_its_names_check(seed, tmp_path):
+    """A real lab's names come from its datastore, so the intent's are checked by a test there
+    (test_intent_names), not before the run as for the embedded lab."""
+    lab, inv = seed
+    intent = tmp_path / "intent.yaml"
+    intent.write_text(yaml.safe_dump(["any -> webb tcp/80 allow"]))
+    run = run_suites(tmp_path, "suites/acl/test_intent.py::test_intent_names", f"--inventory={inv}",
+                     f"--intent={intent}", netns_file=lab.st.mgmt_netns_file)
+    assert run.outcomes == {"test_intent::test_intent_names": "failed"}, run.output[-2000:]
+    assert "TO webb: no such network in the lab's datastore (networks: app, db-users, mysqldb, web)" \
+        in run.messages["test_intent::test_intent_names"]
+
+
 def _state(lab) -> tuple[dict, dict]:
     """Everything a run could leave: every etcd key (and directory) with its value, and every
     container of every node."""
