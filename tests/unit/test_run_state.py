@@ -42,7 +42,9 @@ def victim(tmp_path) -> Path:
 
 @pytest.fixture
 def plant():
-    """plant(path, target): a symlink as another user would leave it; removed afterwards."""
+    """plant(path, target): a symlink as another user would leave it; removed afterwards. The
+    tests plant at the predictable /tmp names the suite used before issue 16 on purpose: an
+    attacker's guess, which the suite must neither use nor write through."""
     planted = []
 
     def make(path, target) -> Path:
