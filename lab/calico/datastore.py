@@ -437,6 +437,13 @@ class Datastore:
             self.client.write(key, str(value))
 
     @etcd_errors
+    def report_felix_status(self, hostname: str, status: Mapping, ttl: int) -> None:
+        """Felix 1.4's two status keys: last_reported_status (kept) and status (expires)."""
+        value = json.dumps(status)
+        self.client.write(f"{keys.FELIX_HOSTS}/{hostname}/last_reported_status", value)
+        self.client.write(f"{keys.FELIX_HOSTS}/{hostname}/status", value, ttl=int(ttl))
+
+    @etcd_errors
     def get_config(self, name: str, hostname: str | None = None) -> str | None:
         return self._get(keys.host_config(hostname, name) if hostname else keys.config(name))
 
@@ -819,7 +826,7 @@ def build_snapshot(leaves: Mapping[str, str], dirs: Iterable[str] = (), index: i
             elif p[4] == "host" and n >= 7:
                 h = p[5]
                 host_names.add(h)
-                if n == 7 and p[6] in ("ip_addr_v4", "ip_addr_v6", "as_num"):
+                if n == 7 and p[6] in ("ip_addr_v4", "ip_addr_v6", "as_num", "loglevel"):
                     bgp.setdefault(h, {})[p[6]] = value
                 elif n == 8 and p[6] == "peer_v4":
                     peer = parse_peer(value, p[7])
@@ -838,6 +845,7 @@ def build_snapshot(leaves: Mapping[str, str], dirs: Iterable[str] = (), index: i
         hosts.append(model.Host(
             hostname=h, bird_ip=host_bird.get(h) or None, ip_addr_v4=b.get("ip_addr_v4") or None,
             ip_addr_v6=b.get("ip_addr_v6") or None, as_num=b.get("as_num") or None,
+            loglevel=b.get("loglevel") or None,
             peers_v4=tuple(sorted(host_peers.get(h, ()), key=lambda x: _ip_sort_key(x.ip))),
             config=tuple(sorted(host_cfg.get(h, {}).items()))))
     profiles = []

@@ -14,6 +14,7 @@ BGP_GLOBAL = "/calico/bgp/v1/global"
 BGP_HOSTS = "/calico/bgp/v1/host"
 RR_V4 = "/calico/bgp/v1/rr_v4"
 LIBNETWORK = "/calico/libnetwork/v1"
+FELIX_HOSTS = "/calico/felix/v1/host"        # Felix status reports: FELIX_HOSTS/<h>/status
 
 ORCHESTRATOR_LIBNETWORK = "libnetwork"
 WORKLOAD_LIBNETWORK = "libnetwork"

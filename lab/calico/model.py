@@ -69,6 +69,7 @@ class Host:
     as_num: str | None = None     # per-node AS, else the global one applies
     peers_v4: tuple[Peer, ...] = ()
     config: tuple[tuple[str, str], ...] = ()   # per-host Felix config
+    loglevel: str | None = None   # /calico/bgp/v1/host/<h>/loglevel, over the global one
 
     def config_value(self, name: str) -> str | None:
         return dict(self.config).get(name)

@@ -3,7 +3,7 @@ route reflectors (spec §6.2, §6.6, §8.19–22). Observed through BIRD (`birdc
 all`), the kernel's TCP sockets on port 179 (`ss`) and `calicoctl status`."""
 import pytest
 
-from fixtures.explain import session_problem, set_difference
+from fixtures.explain import session_health_problem, session_problem, set_difference
 from fixtures.expect import expected_sessions
 from fixtures.facts.host_facts import BirdUnreachable
 from fixtures.facts.host_facts.calicoctl import parse_calicoctl_status
@@ -23,6 +23,15 @@ def _bird(observed, node):
 def test_session_established(lab, observe, session):
     """Each expected peering is Established in BIRD and a TCP session on port 179."""
     problem = session_problem(observe(session.node), session)
+    assert problem is None, problem
+
+
+def test_session_reaches_its_peer(observe, reach, session):
+    """Established is not enough (BIRD and the socket linger for the hold time): the node's
+    route to the peer is a usable fabric route, the peer answers a TCP SYN on port 179, and
+    BIRD's hold timer shows the peer's messages still arriving."""
+    problem = session_health_problem(observe(session.node), reach(session.node).get(session.peer_ip),
+                                     session)
     assert problem is None, problem
 
 

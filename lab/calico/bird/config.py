@@ -53,12 +53,10 @@ def protocol_id(ip: str) -> str:
 
 
 def loglevel(snapshot: model.Snapshot, hostname: str | None) -> str | None:
-    """Per-host `/calico/bgp/v1/host/<h>/loglevel` overrides the global one (spec §6.2).
-
-    model.Host has no loglevel field yet; a `loglevel` attribute is honoured if one appears."""
+    """Per-host `/calico/bgp/v1/host/<h>/loglevel` overrides the global one (spec §6.2)."""
     if hostname is not None:
         host = snapshot.host(hostname)
-        level = getattr(host, "loglevel", None) if host is not None else None
+        level = host.loglevel if host is not None else None
         if level is not None:
             return level
     return snapshot.loglevel

@@ -1,8 +1,8 @@
 """The Felix loop: wait for /calico/v1/Ready, then snapshot -> render -> apply -> long-poll.
 
-The datastore needs two methods: snapshot() -> model.Snapshot and
+The datastore needs three methods: snapshot() -> model.Snapshot,
 wait_for_change(index, timeout) -> int (returns when something changed after `index`, or
-after `timeout` seconds). Errors are logged and retried; the loop only ends on stop_event.
+after `timeout` seconds) and report_felix_status(hostname, status, ttl). Errors are logged and retried; the loop only ends on stop_event.
 """
 from __future__ import annotations
 
@@ -61,6 +61,9 @@ class Agent:
         self._last_error: tuple[str, float] | None = None
         self._last_pending: tuple[str, ...] = ()
         self._last_warnings: tuple[str, ...] = ()
+        self.config = None               # the FelixConfig of the last render
+        self._started = time.monotonic()
+        self._reported_at: float | None = None
 
     # -- one iteration ------------------------------------------------------------------
     def step(self, snapshot=None) -> tuple[int, ApplyResult | None]:
@@ -70,6 +73,7 @@ class Agent:
         if not snap.ready:
             return snap.etcd_index, None
         desired = render(snap, self.hostname, self.overrides)
+        self.config = desired.config
         if desired.warnings != self._last_warnings:
             for w in desired.warnings:
                 if w not in self._last_warnings:
@@ -101,6 +105,23 @@ class Agent:
         if self._last_error is None or self._last_error[0] != text or now - self._last_error[1] > 30:
             log.error("error (will retry): %s", text)
             self._last_error = (text, now)
+
+    def report_status(self) -> bool:
+        """Felix 1.4's status report (fetcd.py): every ReportingIntervalSecs (0: never, what
+        calicoctl configures), /calico/felix/v1/host/<host>/status with a TTL of
+        ReportingTTLSecs and last_reported_status without one. True when it wrote them."""
+        cfg = self.config
+        if cfg is None or cfg.reporting_interval <= 0:
+            return False
+        now = time.monotonic()
+        if self._reported_at is not None and now - self._reported_at < cfg.reporting_interval:
+            return False
+        status = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "uptime": round(now - self._started, 1),
+                  "first_update": self._reported_at is None}
+        self.datastore.report_felix_status(self.hostname, status, cfg.reporting_ttl)
+        self._reported_at = now
+        return True
 
     def _timeout_after(self, result: ApplyResult) -> float:
         """Missing interfaces are looked for every retry_timeout for pending_fast_period s
@@ -140,6 +161,9 @@ class Agent:
                     timeout = self.poll_timeout
                 else:
                     timeout = self._timeout_after(result)
+                    self.report_status()
+                    if self.config is not None and self.config.reporting_interval > 0:
+                        timeout = min(timeout, self.config.reporting_interval)
                 if stop_event.is_set():
                     break
                 changed = self.datastore.wait_for_change(index, timeout=timeout) != index

@@ -36,6 +36,8 @@ class FelixConfig:
     failsafe_in: tuple[int, ...] = (22,)
     failsafe_out: tuple[int, ...] = (2379, 2380, 4001, 7001)
     iptables_refresh_interval: float = 60.0
+    reporting_interval: int = 30          # Felix's status reports in etcd; 0: none (calicoctl's)
+    reporting_ttl: int = 90
 
     @classmethod
     def from_snapshot(cls, snap: model.Snapshot, hostname: str,
@@ -81,6 +83,12 @@ class FelixConfig:
                 raise ValueError("must be positive")
             return i
 
+        def non_negative_int(v):
+            i = int(v, 0)
+            if i < 0:
+                raise ValueError("must not be negative")
+            return i
+
         def ipv4_or_none(v):
             if v == "" or v.lower() == "none":
                 return None
@@ -122,6 +130,8 @@ class FelixConfig:
             failsafe_out=pick("FailsafeOutboundHostPorts", d.failsafe_out, ports),
             iptables_refresh_interval=pick("IptablesRefreshInterval", d.iptables_refresh_interval,
                                            lambda v: float(int(v, 0))),
+            reporting_interval=pick("ReportingIntervalSecs", d.reporting_interval, non_negative_int),
+            reporting_ttl=pick("ReportingTTLSecs", d.reporting_ttl, positive_int),
         )
         return cfg, warnings
 
