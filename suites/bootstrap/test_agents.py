@@ -32,10 +32,10 @@ def test_agent_running(observe, calico_agent):
     assert problem is None, f"{node}: {problem}"
 
 
-def test_confd_rendered_the_bgp_keys(lab, observe, calico_host):
+def test_confd_rendered_the_bgp_keys(lab, observe, calico_node):
     """confd's last render of bird.cfg came after the last BGP key change: it holds the
     peers (neighbor, AS) and the loglevel the datastore gives this node now."""
-    node = calico_host
+    node = calico_node
     _seen(observe, node)
     text = read_container_file(lab.docker(node), "calico-node", BIRD_CONFIG)
     assert text.value is not None, f"{node}: {'; '.join(text.problems)}"

@@ -43,7 +43,9 @@ def docker_checks(node: str) -> set[str]:
              f"test_calico_node::test_calico_container_running[{node}-calico-node]",
              f"test_calico_node::test_calico_container_running[{node}-calico-libnetwork]",
              f"test_calico_node::test_plugin_socket[{node}]",
-             f"test_calico_node::test_calicoctl_status[{node}]"}
+             f"test_calico_node::test_calicoctl_status[{node}]",
+             f"test_agents::test_confd_rendered_the_bgp_keys[{node}]"}
+            | {f"test_agents::test_agent_running[{node}-{a}]" for a in ("felix", "confd", "bird", "libnetwork")}
             | {f"test_datastore::test_calico_network_global_on_every_node[{node}-{n}]" for n in NETWORKS})
 
 

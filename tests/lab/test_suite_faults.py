@@ -19,7 +19,8 @@ from tests.lab import faults as f
 pytestmark = pytest.mark.lab
 
 # what a frozen BIRD on node2 makes fail besides the fault's own test: every check that asks it
-BIRD_NODE2 = {"test_sessions::test_as_numbers[node2]",
+BIRD_NODE2 = {"test_agents::test_agent_running[node2-bird]",
+              "test_sessions::test_as_numbers[node2]",
               "test_sessions::test_calicoctl_status_lists_the_peers[node2]",
               "test_sessions::test_peer_set[node2]",
               "test_sessions::test_session_established[node2-node1]"}
@@ -93,7 +94,8 @@ def _libnetwork_stopped(lab):
             getattr(c.containers.get("calico-libnetwork"), action)()
     return (lambda: container("stop"), lambda: container("start"),
             {"test_calico_node::test_calico_container_running[node2-calico-libnetwork]",
-             "test_calico_node::test_plugin_socket[node2]"})
+             "test_calico_node::test_plugin_socket[node2]",
+             "test_agents::test_agent_running[node2-libnetwork]"})
 
 
 def _endpoint_key_deleted(lab):
