@@ -15,10 +15,12 @@ def _filter(observe, node):
 
 
 def _programmed(lab, observe, ep):
-    """Felix programs an endpoint whose interface exists (spec §5.2); a missing one is
-    test_endpoints' finding, not this module's."""
-    if observe(ep.hostname).link(ep.iface) is None:
-        pytest.skip(f"{ep.iface} does not exist on {ep.hostname} (see test_endpoint_host_side)")
+    """Felix programs an endpoint whose interface is present and up (spec §5.2); one that is
+    not is test_endpoint_host_side's finding, not this module's."""
+    link = observe(ep.hostname).link(ep.iface)
+    if link is None or not (link.up and link.lower_up):
+        state = "does not exist" if link is None else f"is {link.operstate}"
+        pytest.skip(f"{ep.iface} {state} on {ep.hostname} (see test_endpoint_host_side)")
 
 
 def test_endpoint_chains(lab, observe, felix_endpoint):
