@@ -1,5 +1,5 @@
 """Per-node dataplane pieces that pools ask for, and traffic between nodes (spec §5.5, §8.14).
-(ip_forward is checked by suites/bootstrap/test_host.py.)"""
+(ip_forward is checked by suites/bootstrap/test_host.py, nat-outgoing by test_felix_dataplane.py.)"""
 import shlex
 
 import pytest
@@ -27,18 +27,6 @@ def test_tunl0_for_ipip_pools(lab, observe, calico_node):
     if tunnel and not any(c.split("/")[0] == tunnel for c in link.cidrs()):
         problems.append(f"tunl0 has {list(link.cidrs())}, expected tunnel address {tunnel}")
     assert not problems, f"{calico_node}: " + "; ".join(problems)
-
-
-def test_masquerade_for_nat_outgoing_pools(lab, observe, calico_node):
-    """nat-outgoing: traffic from those pools to anything outside all pools is masqueraded."""
-    masq = [p.cidr for p in lab.facts.pools if p.masquerade and not p.disabled]
-    if not masq:
-        pytest.skip("no nat-outgoing pool")
-    postrouting = observe(calico_node).chain("nat", "POSTROUTING")
-    rules = postrouting.rules if postrouting else ()
-    found = [r for r in rules if "MASQUERADE" in r and "--match-set" in r and " src" in r]
-    assert found, (f"{calico_node}: nat POSTROUTING has no MASQUERADE for the nat-outgoing pool(s) "
-                   f"{masq} (rules: {list(rules)})")
 
 
 def _endpoint_pair(lab, a, b):
