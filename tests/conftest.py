@@ -17,6 +17,7 @@ LONGEST_FIRST = [
     "tests/lab/test_acl_mutations.py",        # ~140 s
     "tests/lab/test_inventory_run.py",        # ~110 s
     "tests/lab/test_main_job.py",             # ~80 s
+    "tests/lab/test_diagnostics.py",          # ~65 s
     "tests/lab/test_tutorial.py",             # ~75 s
     "tests/lab/test_calico_invariants.py",    # ~55 s
     "tests/lab/test_calicoctl_lab.py",        # ~50 s

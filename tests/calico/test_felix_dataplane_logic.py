@@ -191,6 +191,18 @@ def test_missing_interface_is_pending_and_retried(tmp_path):
     assert sum(c[0] == "iptables-restore" for c in kernel.calls) == 2
 
 
+def test_interface_removed_while_programming_is_pending_not_an_error(tmp_path):
+    """The link list still shows the veth, but it is gone by the time its sysctls are written
+    (a container being removed): Felix waits for it, it logs no error."""
+    kernel = FakeKernel(links=[{"ifname": "caliaaaaaaaaaaa", "flags": ["UP", "LOWER_UP"]}])
+    dp = Dataplane(run=kernel, sysctl_root=make_sysctls(tmp_path))      # no conf/caliaaaaaaaaaaa
+    res = dp.apply(render(seed(), "h"))
+    assert res.ok and res.pending == ["caliaaaaaaaaaaa"]
+    kernel.fail = {"ip"}                   # and an interface that is there still fails loudly
+    dp2 = Dataplane(run=kernel, sysctl_root=make_sysctls(tmp_path / "2", ["caliaaaaaaaaaaa"]))
+    assert not dp2.apply(render(seed(), "h")).ok
+
+
 def test_failures_are_reported_not_raised_and_retried(tmp_path):
     kernel = FakeKernel(links=[{"ifname": "caliaaaaaaaaaaa", "flags": ["UP", "LOWER_UP"]}])
     kernel.fail = {"iptables-restore"}

@@ -420,37 +420,69 @@ class Dataplane:
             if link is None or "UP" not in flags or "LOWER_UP" not in flags:
                 result.pending.append(ep.iface)
                 continue
-            for rel, value in ep.sysctls:
-                if self._write_sysctl(rel, value):
-                    result.changes.append(f"sysctl {rel.replace('/', '.')}={value}")
-            for ip in ep.ipv4_addrs:
-                r = have_routes.get((ip, ep.iface))
-                if r is None or r.get("scope") != "link" or "linkdown" in r.get("flags", []):
-                    self._cmd(["ip", "route", "replace", f"{ip}/32", "dev", ep.iface,
-                               "scope", "link"])
-                    result.changes.append(f"route {ip}/32 dev {ep.iface}")
-                if ep.mac:
-                    ne = have_neigh.get((ip, ep.iface))
-                    if (ne is None or (ne.get("lladdr") or "").lower() != ep.mac
-                            or "PERMANENT" not in ne.get("state", [])):
-                        self._cmd(["ip", "neigh", "replace", ip, "lladdr", ep.mac, "dev", ep.iface,
-                                   "nud", "permanent"])
-                        result.changes.append(f"arp {ip} {ep.mac} dev {ep.iface}")
-        # routes and static ARP entries on prefix interfaces that nobody wants any more
+            try:
+                self._program_endpoint(result, ep, have_routes, have_neigh)
+            except (DataplaneError, OSError):
+                # removed while we worked on it (a container going away): as Felix, wait for
+                # it quietly; an interface that is still there is a real failure
+                if self._iface_exists(ep.iface):
+                    raise
+                result.pending.append(ep.iface)
+        self._remove_unwanted(result, prefix, have_routes, have_neigh, wanted_routes,
+                              wanted_neigh, rendered_ifaces)
+
+    def _program_endpoint(self, result: ApplyResult, ep, have_routes: dict, have_neigh: dict) -> None:
+        """sysctls, /32 routes and static ARP entries of one endpoint whose interface is up."""
+        for rel, value in ep.sysctls:
+            if self._write_sysctl(rel, value):
+                result.changes.append(f"sysctl {rel.replace('/', '.')}={value}")
+        for ip in ep.ipv4_addrs:
+            r = have_routes.get((ip, ep.iface))
+            if r is None or r.get("scope") != "link" or "linkdown" in r.get("flags", []):
+                self._cmd(["ip", "route", "replace", f"{ip}/32", "dev", ep.iface,
+                           "scope", "link"])
+                result.changes.append(f"route {ip}/32 dev {ep.iface}")
+            if ep.mac:
+                ne = have_neigh.get((ip, ep.iface))
+                if (ne is None or (ne.get("lladdr") or "").lower() != ep.mac
+                        or "PERMANENT" not in ne.get("state", [])):
+                    self._cmd(["ip", "neigh", "replace", ip, "lladdr", ep.mac, "dev", ep.iface,
+                               "nud", "permanent"])
+                    result.changes.append(f"arp {ip} {ep.mac} dev {ep.iface}")
+
+    def _remove_unwanted(self, result: ApplyResult, prefix: str, have_routes: dict, have_neigh: dict,
+                         wanted_routes: set, wanted_neigh: set, rendered_ifaces: set) -> None:
+        """Routes and static ARP entries on prefix interfaces that nobody wants any more."""
         for (dst, dev), r in sorted(have_routes.items(), key=lambda kv: str(kv[0])):
             if (not dev or not dev.startswith(prefix) or (dst, dev) in wanted_routes
                     or "/" in dst):                       # only host routes, as Felix
                 continue
             if dev in rendered_ifaces and dev in result.pending:
                 continue
-            self._cmd(["ip", "route", "del", r["dst"], "dev", dev])
+            if self._gone_after(["ip", "route", "del", r["dst"], "dev", dev], dev):
+                continue
             result.changes.append(f"route {r['dst']} dev {dev} removed")
         for (dst, dev), ne in sorted(have_neigh.items(), key=lambda kv: str(kv[0])):
             if (not dev or not dev.startswith(prefix) or (dst, dev) in wanted_neigh
                     or "PERMANENT" not in ne.get("state", [])):
                 continue
-            self._cmd(["ip", "neigh", "del", dst, "dev", dev])
+            if self._gone_after(["ip", "neigh", "del", dst, "dev", dev], dev):
+                continue
             result.changes.append(f"arp {dst} dev {dev} removed")
+
+    def _gone_after(self, argv: list[str], dev: str) -> bool:
+        """Run a removal; True when it failed because `dev` itself went away meanwhile
+        (its routes and neighbours went with it)."""
+        try:
+            self._cmd(argv)
+            return False
+        except DataplaneError:
+            if self._iface_exists(dev):
+                raise
+            return True
+
+    def _iface_exists(self, iface: str) -> bool:
+        return os.path.exists(os.path.join(self._sysctl_root, "net/ipv4/conf", iface))
 
 
 def _host(dst: str) -> str:
