@@ -10,10 +10,11 @@ from fixtures import snapshot
 from fixtures.report.html import attach, table_html
 
 
+pytestmark = pytest.mark.applies("baseline")      # not collected without --baseline
+
+
 @pytest.fixture
 def baseline(baseline_snapshot):
-    if baseline_snapshot is None:
-        pytest.skip("no --baseline FILE given")
     return baseline_snapshot
 
 

@@ -9,11 +9,10 @@ from fixtures.facts.host_facts import HostFacts
 from lab import docker_api
 
 
+@pytest.mark.applies("ipip")
 def test_tunl0_for_ipip_pools(lab, observe, calico_node):
     """An IPIP pool makes Felix bring tunl0 up with the host's tunnel address."""
     ipip = [p.cidr for p in lab.facts.pools if p.ipip and not p.disabled]
-    if not ipip:
-        pytest.skip("no IPIP pool")
     seen: HostFacts = observe(calico_node)
     tunnel = lab.facts.config_value("IpInIpTunnelAddr", calico_node)
     link = seen.link("tunl0")

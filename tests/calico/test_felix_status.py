@@ -11,7 +11,7 @@ from lab.calico.felix.agent import Agent
 
 from fixtures.facts.felix_status import read_status, status_problem
 
-from .test_felix_agent import Recorder, halt, wait
+from .test_felix_agent import Recorder, halt, run, wait
 
 
 class Store(Datastore):
@@ -41,10 +41,7 @@ def _snap(interval: str) -> model.Snapshot:
 
 def test_reports_every_interval_with_a_ttl_then_go_stale_when_felix_stops(etcd_client):
     store = Store(etcd_client, _snap("1"))
-    agent = Agent(store, "node1", Recorder(), poll_timeout=5.0)
-    stop = threading.Event()
-    t = threading.Thread(target=agent.run_forever, args=(stop,), daemon=True)
-    t.start()
+    stop, t = run(Agent(store, "node1", Recorder(), poll_timeout=5.0))
     try:
         wait(lambda: read_status(etcd_client, "node1").status is not None)
         first = read_status(etcd_client, "node1")
@@ -62,9 +59,7 @@ def test_reports_every_interval_with_a_ttl_then_go_stale_when_felix_stops(etcd_c
 def test_no_reports_with_calicoctls_interval_of_zero(etcd_client):
     store = Store(etcd_client, _snap("0"))
     agent = Agent(store, "node1", Recorder(), poll_timeout=0.2)
-    stop = threading.Event()
-    t = threading.Thread(target=agent.run_forever, args=(stop,), daemon=True)
-    t.start()
+    stop, t = run(agent)
     try:
         wait(lambda: agent.applies >= 1)
         time.sleep(0.5)

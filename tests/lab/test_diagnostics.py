@@ -140,8 +140,7 @@ def test_no_status_reports_where_calicoctl_turned_them_off(lab, tmp_path):
         lab.etcd().delete(REPORTING)
     try:
         run = _suites(tmp_path, "-k", "felix_reports_status")
-        assert not any("test_felix_reports_status" in t for t in run.outcomes
-                       if run.outcomes[t] != "skipped"), run.outcomes
+        assert not run.outcomes and "no felix_reporter in this lab" in run.output, run.output[-2000:]
     finally:
         with lab.in_mgmt():
             try:
