@@ -7,6 +7,9 @@ with a message that says what is wrong.
 """
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
 from lab import proc
@@ -28,21 +31,26 @@ def migrated(tmp_path_factory):
         before = tmp / "before.json"
         mesh = run_suites(tmp, "suites/", "--lab-attach", "-n", "2", f"--snapshot={before}")
         assert mesh.rc == 0 and before.exists(), mesh.output
+        changed = time.time()
         mig = lab_cli("migrate-rr")
         assert mig.returncode == 0 and "migrated to route reflectors" in mig.stdout, mig.stderr
-        yield f.Lab(), before, mesh
+        yield f.Lab(), before, mesh, changed
     finally:
         assert lab_cli("down").returncode == 0
 
 
-def _acceptance(tmp_path, before):
-    return run_suites(tmp_path, "suites/", "--lab-attach", "-n", "2", f"--baseline={before}")
+def _acceptance(tmp_path, before, *extra):
+    return run_suites(tmp_path, "suites/", "--lab-attach", "-n", "2", f"--baseline={before}", *extra)
 
 
 def test_acceptance_passes_after_migration(migrated, tmp_path):
-    lab, before, mesh = migrated
-    run = _acceptance(tmp_path, before)
+    lab, before, mesh, changed = migrated
+    run = _acceptance(tmp_path, before, "--converge=60", f"--changed-at={changed}")
     assert run.rc == 0 and not run.failed(), run.output
+    # convergence measured from the migration's first command, once, before the tests
+    found = re.search(r"convergence from --changed-at \S+: sessions Established (by|after) ([0-9.]+) s.*"
+                      r"paths as before (by|after) ([0-9.]+) s", run.output)
+    assert found and 0 < float(found.group(2)) < 60 and 0 < float(found.group(4)) < 60, run.output[-2000:]
     # the shape changed as intended: node <-> RR sessions only, and the RR's own checks ran
     assert "test_sessions::test_session_established[node1-node2]" in mesh.outcomes
     assert "test_sessions::test_session_established[node1-node2]" not in run.outcomes
@@ -88,7 +96,7 @@ FAULTS = {
 
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_acceptance_catches_fault_after_migration(migrated, tmp_path, name):
-    lab, before, _ = migrated
+    lab, before, _, _ = migrated
     build, says = FAULTS[name]
     plant, restore = build(lab)
     plant()
