@@ -47,4 +47,5 @@ def test_intent_in_the_dataplane(intent_statement, intent_cells):
     cells = _decides(intent_statement, intent_cells)
     _check(intent_statement, cells, broken_in_dataplane(intent_statement, cells), "the dataplane",
            lambda c: (f"{'reached' if c.finally_reached else 'not reached'} "
-                      f"({c.second or c.first}); the engine: {c.reason}"))
+                      f"({c.second or c.first}); the engine: {c.reason}"
+                      + (f"\n      trace: {c.trace}" if c.trace else "")))
