@@ -9,6 +9,7 @@ default drop; one for the whole matrix (with the matrix in the report).
 """
 import pytest
 
+from fixtures.acl.results import traced_first
 from fixtures.report.html import attach, matrix_html
 
 
@@ -16,16 +17,11 @@ def _check(cells, what):
     if not cells:
         pytest.skip(f"no probe reaches {what}: earlier rules decide every probe, or it matches "
                     "no probe workload")
-    wrong = _traced_first([c for c in cells if c.status == "wrong"])
+    wrong = traced_first([c for c in cells if c.status == "wrong"])
     assert not wrong, f"{what}: {len(wrong)} of {len(cells)} cells wrong:\n" + "\n".join(
         f"  {c.src} -> {c.dst} ({c.dst_ip}) {c.probe}: expected "
         f"{'allowed' if c.expected else 'dropped'}, saw {c.first}; again: {c.second} — {c.reason}"
         + _trace(c, "\n      trace: ") for c in wrong[:20])
-
-
-def _traced_first(cells):
-    """Only some wrong cells are traced (the first of each form, at most 20): list those first."""
-    return sorted(cells, key=lambda c: not c.trace or c.trace.startswith("not traced"))
 
 
 def _trace(cell, lead):
@@ -45,7 +41,7 @@ def test_default_drop(acl_matrix, acl_default):
 
 def test_whole_matrix(acl_matrix, extras):
     attach(extras, matrix_html(acl_matrix))
-    wrong, flaky = _traced_first(acl_matrix.by_status("wrong")), acl_matrix.by_status("flaky")
+    wrong, flaky = traced_first(acl_matrix.by_status("wrong")), acl_matrix.by_status("flaky")
     assert not wrong, (f"{len(wrong)} of {len(acl_matrix.cells)} cells differ from the policy engine "
                        f"({len(flaky)} more flaky): " + "; ".join(
                            f"{c.src}->{c.dst} {c.probe} expected {'allowed' if c.expected else 'dropped'}"
