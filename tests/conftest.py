@@ -19,6 +19,7 @@ LONGEST_FIRST = [
     "tests/lab/test_main_job.py",             # ~80 s
     "tests/lab/test_diagnostics.py",          # ~65 s
     "tests/lab/test_tutorial.py",             # ~75 s
+    "tests/lab/test_acl_traces.py",           # ~65 s (alone; not yet measured in CI)
     "tests/lab/test_calico_invariants.py",    # ~55 s
     "tests/lab/test_calicoctl_lab.py",        # ~50 s
     "tests/lab/test_dataplane_faults.py",     # ~40 s (alone)

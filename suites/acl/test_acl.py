@@ -9,6 +9,7 @@ default drop; one for the whole matrix (with the matrix in the report).
 """
 import pytest
 
+from fixtures.acl.results import traced_first
 from fixtures.report.html import attach, matrix_html
 
 
@@ -16,11 +17,16 @@ def _check(cells, what):
     if not cells:
         pytest.skip(f"no probe reaches {what}: earlier rules decide every probe, or it matches "
                     "no probe workload")
-    wrong = [c for c in cells if c.status == "wrong"]
+    wrong = traced_first([c for c in cells if c.status == "wrong"])
     assert not wrong, f"{what}: {len(wrong)} of {len(cells)} cells wrong:\n" + "\n".join(
         f"  {c.src} -> {c.dst} ({c.dst_ip}) {c.probe}: expected "
         f"{'allowed' if c.expected else 'dropped'}, saw {c.first}; again: {c.second} — {c.reason}"
-        for c in wrong[:20])
+        + _trace(c, "\n      trace: ") for c in wrong[:20])
+
+
+def _trace(cell, lead):
+    """Where a third try's packet was counted last (wrong cells only; acl/trace)."""
+    return f"{lead}{cell.trace}" if cell.trace else ""
 
 
 def test_rule(acl_matrix, acl_rule):
@@ -35,11 +41,11 @@ def test_default_drop(acl_matrix, acl_default):
 
 def test_whole_matrix(acl_matrix, extras):
     attach(extras, matrix_html(acl_matrix))
-    wrong, flaky = acl_matrix.by_status("wrong"), acl_matrix.by_status("flaky")
+    wrong, flaky = traced_first(acl_matrix.by_status("wrong")), acl_matrix.by_status("flaky")
     assert not wrong, (f"{len(wrong)} of {len(acl_matrix.cells)} cells differ from the policy engine "
                        f"({len(flaky)} more flaky): " + "; ".join(
                            f"{c.src}->{c.dst} {c.probe} expected {'allowed' if c.expected else 'dropped'}"
-                           for c in wrong[:15]))
+                           + _trace(c, ": ") for c in wrong[:15]))
 
 
 def test_matrix_as_before(lab, acl_matrix, baseline_snapshot):

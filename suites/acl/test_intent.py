@@ -5,6 +5,7 @@ the dataplane: the probes."""
 import pytest
 
 from fixtures.acl.intent import broken_in_dataplane, broken_in_datastore, decided
+from fixtures.acl.results import traced_first
 from fixtures.expect.intent import IntentError, check_names
 from fixtures.plugins.intent import network_tags, session_names, statements
 
@@ -45,6 +46,7 @@ def test_intent_in_the_datastore(intent_statement, intent_cells):
 
 def test_intent_in_the_dataplane(intent_statement, intent_cells):
     cells = _decides(intent_statement, intent_cells)
-    _check(intent_statement, cells, broken_in_dataplane(intent_statement, cells), "the dataplane",
+    _check(intent_statement, cells, traced_first(broken_in_dataplane(intent_statement, cells)), "the dataplane",
            lambda c: (f"{'reached' if c.finally_reached else 'not reached'} "
-                      f"({c.second or c.first}); the engine: {c.reason}"))
+                      f"({c.second or c.first}); the engine: {c.reason}"
+                      + (f"\n      trace: {c.trace}" if c.trace else "")))

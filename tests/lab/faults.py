@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -219,3 +220,36 @@ def without_protocol(name: str) -> Callable[[str], str]:
 
 def with_protocol(block: str) -> Callable[[str], str]:
     return lambda text: text + "\n" + block + "\n"
+
+
+# Felix repairs iptables/ipset drift only at this interval's full check (or when it restarts)
+REFRESH_KEY = "/calico/v1/host/{}/config/IptablesRefreshInterval"
+
+
+def held_by_felix(lab, node, plant_fault):
+    """Plant a kernel fault on `node` that Felix must not repair before the suite has run: its
+    refresh interval goes up first (Felix applies config in well under a second). Restoring
+    deletes that setting: a config change restarts Felix, which repairs the kernel."""
+    key = REFRESH_KEY.format(node)
+
+    def plant():
+        with lab.in_mgmt():
+            lab.etcd().write(key, "3600")
+        time.sleep(1)
+        plant_fault()
+
+    def restore():
+        with lab.in_mgmt():
+            lab.etcd().delete(key)
+    return plant, restore
+
+
+def felix_rule(lab, node, chain_suffix, pattern):
+    """(chain, rule spec) of the first rule in a felix-p-…-<suffix> chain whose spec contains
+    `pattern` (profile chains are named after network ids, so they are looked up)."""
+    for line in lab.sh(node, "iptables-save", "-t", "filter").splitlines():
+        head, _, spec = line.partition(" ")[2].partition(" ")
+        if (line.startswith("-A felix-p-") and head.endswith(chain_suffix)
+                and pattern in spec and "MARK" in spec):
+            return head, spec
+    raise AssertionError(f"{node}: no felix-p-*{chain_suffix} rule with {pattern!r}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
 
 import pytest
 
@@ -76,49 +75,17 @@ def _calicoctl(lab, *args):
     return lambda: lab.calicoctl("node1", *args)
 
 
-REFRESH_KEY = "/calico/v1/host/{}/config/IptablesRefreshInterval"
-
-
-def _held(lab, node, plant_fault):
-    """Plant a kernel fault on `node` that Felix must not repair before the suite has run: its
-    refresh interval goes up first (Felix applies config in well under a second). Restoring
-    deletes that setting: a config change restarts Felix, which repairs the kernel."""
-    key = REFRESH_KEY.format(node)
-
-    def plant():
-        with lab.in_mgmt():
-            lab.etcd().write(key, "3600")
-        time.sleep(1)
-        plant_fault()
-
-    def restore():
-        with lab.in_mgmt():
-            lab.etcd().delete(key)
-    return plant, restore
-
-
-def _felix_rule(lab, node, chain_suffix, pattern):
-    """(chain, rule spec) of the first rule in a felix-p-…-<suffix> chain whose spec contains
-    `pattern` (profile chains are named after network ids, so they are looked up)."""
-    for line in lab.sh(node, "iptables-save", "-t", "filter").splitlines():
-        head, _, spec = line.partition(" ")[2].partition(" ")
-        if (line.startswith("-A felix-p-") and head.endswith(chain_suffix)
-                and pattern in spec and "MARK" in spec):
-            return head, spec
-    raise AssertionError(f"{node}: no felix-p-*{chain_suffix} rule with {pattern!r}")
-
-
 def _delete_web_80_443(lab):
     node = "node1"
-    chain, spec = _felix_rule(lab, node, "-i", "--dports 80,443")
-    return _held(lab, node, lambda: lab.sh(node, "iptables", "-w", "-D", chain, *shlex.split(spec)))
+    chain, spec = f.felix_rule(lab, node, "-i", "--dports 80,443")
+    return f.held_by_felix(lab, node, lambda: lab.sh(node, "iptables", "-w", "-D", chain, *shlex.split(spec)))
 
 
 def _flush_db_users(lab):
     node = "node1"
-    _, spec = _felix_rule(lab, node, "-i", "--dports 3306")
+    _, spec = f.felix_rule(lab, node, "-i", "--dports 3306")
     ipset = shlex.split(spec)[shlex.split(spec).index("--match-set") + 1]
-    return _held(lab, node, lambda: lab.sh(node, "ipset", "flush", ipset))
+    return f.held_by_felix(lab, node, lambda: lab.sh(node, "ipset", "flush", ipset))
 
 
 MUTATIONS = {
