@@ -48,10 +48,9 @@ def test_whole_matrix(acl_matrix, extras):
                            + _trace(c, ": ") for c in wrong[:15]))
 
 
+@pytest.mark.applies("baseline-matrix")
 def test_matrix_as_before(lab, acl_matrix, baseline_snapshot):
     """With --baseline: every cell reaches (or not) as it did when the snapshot was taken."""
-    if baseline_snapshot is None or not baseline_snapshot.get("matrix"):
-        pytest.skip("no --baseline with an ACL matrix")
     before, now = baseline_snapshot["matrix"], acl_matrix.summary(lab.run_prefix)
     changed = sorted(k for k in before if now.get(k) != before[k])
     assert not changed, (f"{len(changed)} of {len(before)} ACL cells changed since the baseline: "
