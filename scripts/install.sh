@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(etcd-server etcd-client docker.io bird iptables ipset iproute2 busybox-static
-          openssh-server openssh-client tcpdump util-linux procps curl python3-minimal sudo)
+          openssh-server openssh-client tcpdump util-linux procps curl python3-minimal sudo
+          chromium)
 
 if [ "$(id -u)" != 0 ]; then
     echo "install: must run as root (apt-get, and the lab itself needs root): sudo $0" >&2

@@ -8,16 +8,23 @@ route over the first addresses of node1's web block (neither Felix's nor BIRD's,
 removes it; the suite waits its 20 s for the probe workloads' routes, then probes anyway). They
 must read as a drop in node1's felix-to-… chain, as a packet that left node2 and never reached
 node1's FORWARD chain, and as no route on node2.
+
+The same failing run's HTML report is then opened in headless Chromium (Debian's chromium, in
+a network namespace with nothing but loopback: `unshare --net`): the summary, the topology
+picture, the heat map and a wrong cell's details are in the DOM, a profile whose name is markup
+(written into etcd with the faults) stays text, and a screenshot is left in reports/.
 """
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 
 import pytest
 
 from fixtures.acl.results import Matrix
-from tests.helpers import lab_cli, run_suites
+from tests.helpers import ROOT, lab_cli, run_suites
 from tests.lab import faults as f
 
 pytestmark = pytest.mark.lab
@@ -25,6 +32,8 @@ pytestmark = pytest.mark.lab
 MYSQLDB_POOL = "192.168.23.0/24"          # lab/topologies/seed.yaml: the mysqldb network's
 RAW_DROP = ["PREROUTING", "-i", "eth0", "-d", MYSQLDB_POOL, "-j", "DROP"]
 WEB_LOW = "192.168.22.0/27"               # inside node1's web block: the probe workload's address
+EVIL = "<img src=x onerror=alert(1)>"
+EVIL_PROFILE = f"/calico/v1/policy/profile/{EVIL}"
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +45,33 @@ def lab():
         assert lab_cli("down").returncode == 0
 
 
-def test_wrong_cells_carry_their_trace(lab, tmp_path):
+@pytest.fixture(scope="module")
+def faulty_run(lab, tmp_path_factory):
+    """One acl run (and its HTML report) with the three faults and the markup-named profile."""
+    tmp = tmp_path_factory.mktemp("traces")
     chain, spec = f.felix_rule(lab, "node1", "-i", "--dports 80,443")
     plant, restore = f.held_by_felix(
         lab, "node1", lambda: lab.sh("node1", "iptables", "-w", "-D", chain, *shlex.split(spec)))
     plant()
     lab.sh("node1", "iptables", "-w", "-t", "raw", "-A", *RAW_DROP)
     lab.sh("node2", "ip", "route", "add", "unreachable", WEB_LOW)
+    with lab.in_mgmt():
+        lab.etcd().write(f"{EVIL_PROFILE}/tags", '["x"]')
     try:
-        run = run_suites(tmp_path, "suites/acl", "--lab-attach", "-n", "2")
+        report = tmp / "report.html"
+        run = run_suites(tmp, "suites/acl", "--lab-attach", "-n", "2", f"--html={report}",
+                         "--self-contained-html")
     finally:
+        with lab.in_mgmt():
+            lab.etcd().delete(EVIL_PROFILE, recursive=True, dir=True)
         lab.sh("node2", "ip", "route", "del", "unreachable", WEB_LOW)
         lab.sh("node1", "iptables", "-w", "-t", "raw", "-D", *RAW_DROP)
         restore()
+    return run, report
+
+
+def test_wrong_cells_carry_their_trace(faulty_run):
+    run, _ = faulty_run
     assert run.rc != 0, run.output[-2000:]
 
     web = run.messages.get("test_acl::test_rule[web-inbound-2]", "")
@@ -75,3 +98,39 @@ def test_wrong_cells_carry_their_trace(lab, tmp_path):
     assert matrix.timings["traced"] == len(traced)
     print(f"{len(traced)} of {len(wrong)} wrong cells traced in {matrix.timings['trace']:.1f} s "
           f"(matrix {matrix.timings['total']:.1f} s); e.g. {dropped.group(1)}; {no_route.group(1)}")
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["unshare", "--net", shutil.which("chromium") or "chromium", "--headless",
+                           "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def dom(faulty_run):
+    _, report = faulty_run
+    res = _chromium("--dump-dom", report.as_uri())
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+def test_report_in_a_browser_has_the_summary_picture_matrix_and_a_wrong_cells_details(dom):
+    summary = dom[dom.index('id="calab-summary"'):]
+    assert "CHECK(S) FAILED" in summary and "test_rule" in summary
+    assert "<svg" in summary and "node1" in summary
+    wrong = re.search(r'<span class="q w" data-k="wrong-dropped"[^>]*title="([^"]*)"', summary)
+    assert wrong, "no wrong cell in the heat map"
+    assert "reproduce: on node" in wrong.group(1) and "trace: " in wrong.group(1)
+
+
+def test_report_shows_a_name_made_of_markup_as_text(dom):
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dom         # shown, as text
+    assert not re.search(r"<img[^>]*onerror", dom), "markup from the lab became an element"
+
+
+def test_report_screenshot_for_a_person(faulty_run):
+    _, report = faulty_run
+    shot = ROOT / "reports" / "report-screenshot.png"
+    shot.parent.mkdir(exist_ok=True)
+    res = _chromium(f"--screenshot={shot}", "--window-size=1400,1800", report.as_uri())
+    assert res.returncode == 0 and shot.stat().st_size > 20_000, res.stderr[-2000:]
