@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from fixtures.facts.host_facts.docker_facts import read_container_file
 from lab import builder, docker_api, netns, paths, proc, state
 from lab.transport import lab_hosts
 
@@ -189,8 +190,9 @@ def edited_bird_config(lab: Lab, node: str, container: str, path: str,
     def plant():
         for pid in lab.confd_pids(node):
             proc._signal(pid, signal.SIGSTOP)
-        with lab.docker(node) as c:
-            saved["text"] = c.containers.get(container).exec_run(["cat", path]).output.decode()
+        with lab.docker(node) as c:     # not `docker exec cat`: a loaded dockerd can lose its output
+            saved["text"] = read_container_file(c, container, path).value
+        assert saved["text"], f"{node}: cannot read {path} in {container}"
         write(edit(saved["text"]))
         configure()
 
