@@ -11,6 +11,7 @@ from the lab's management namespace as an operator host on the fabric would.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -139,17 +140,24 @@ def test_nothing_left_after_ctrl_c_mid_run(seed, tmp_path):
     run = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, text=True)
     try:
-        def probing() -> bool:      # the ACL probe workloads exist: the run is mid-way
-            return any(name.startswith("cst-") for node in lab.st.topology.node_names
-                       for name, _ in _containers(lab, node))
-        proc.wait_until(probing, 120, "the run's probe workloads", 0.2)
-        time.sleep(0.5)
-        run.send_signal(signal.SIGINT)
-        out, _ = run.communicate(timeout=120)
+        with contextlib.ExitStack() as stack:
+            # frozen the moment its probe workloads show, so the interrupt lands mid-run however
+            # loaded the machine is (a fixed delay raced a run that finished first under CI load)
+            clients = [stack.enter_context(lab.docker(node)) for node in lab.st.topology.node_names]
+
+            def probing() -> bool:      # the ACL probe workloads exist: the run is mid-way
+                return any(c["Names"][0].startswith("/cst-") for client in clients
+                           for c in client.api.containers(all=True)) or run.poll() is not None
+            proc.wait_until(probing, 120, "the run's probe workloads", 0.1)
+            run.send_signal(signal.SIGSTOP)
+            assert run.poll() is None, "the run ended before its probe workloads were seen"
+            run.send_signal(signal.SIGINT)
+            run.send_signal(signal.SIGCONT)
+            out, _ = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
             run.kill()
-    assert run.returncode != 0, out[-2000:]
+    assert run.returncode != 0 and "KeyboardInterrupt" in out, out[-2000:]
     keys_after, containers_after = _state(lab)
     assert containers_after == containers, out[-2000:]
     assert keys_after == keys, _diff(keys, keys_after)
