@@ -24,6 +24,7 @@ LONGEST_FIRST = [
     "tests/lab/test_calicoctl_lab.py",        # ~50 s
     "tests/lab/test_dataplane_faults.py",     # ~40 s (alone)
     "tests/lab/test_lifecycle.py",            # ~50 s
+    "tests/lab/test_history.py",              # ~25-45 s (alone)
     "tests/lab/test_rr_two_reflectors.py",    # ~35 s
     "tests/lab/test_provision_hosts.py",      # ~35 s
     "tests/calico/test_bird_integration.py",  # ~35 s

@@ -38,6 +38,8 @@ class SuiteRun:
     messages: dict[str, str]      # test id -> failure message
     output: str
     acl_matrix: Path | None = None  # the run's --acl-matrix file (written when the acl suite ran)
+    summary: Path | None = None     # the run's --summary-json file
+    junit: Path | None = None       # the run's JUnit XML
 
     def failed(self) -> set[str]:
         return {k for k, v in self.outcomes.items() if v in ("failed", "error")}
@@ -48,12 +50,18 @@ class SuiteRun:
 LOG_CHECK = "suites/bootstrap/test_agents.py::test_agent_log_clean"
 
 
+def summary_of(xml: Path) -> Path:
+    """Where a run writing `xml` writes its --summary-json (beside it, never into reports/)."""
+    return xml.with_name(f"{xml.stem}-summary.json")
+
+
 def suites_argv(xml: Path, *args: str, netns_file: str | None = None,
                 log_check: bool = False) -> list[str]:
     """`pytest suites/… ARGS` writing JUnit XML; with netns_file, run inside that network
     namespace (as an operator host on the lab's fabric would)."""
     matrix = xml.with_name(xml.stem.replace("junit", "acl-matrix") + ".json")
     argv = [sys.executable, "-m", "pytest", *args, f"--junitxml={xml}", f"--acl-matrix={matrix}",
+            f"--summary-json={summary_of(xml)}",
             "-q", "-p", "no:cacheprovider", *(() if log_check else (f"--deselect={LOG_CHECK}",))]
     return ["nsenter", f"--net={netns_file}", *argv] if netns_file else argv
 
@@ -77,7 +85,8 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 300,
                     break
             outcomes[test_id] = outcome
     matrix = xml.with_name(xml.stem.replace("junit", "acl-matrix") + ".json")
-    return SuiteRun(cp.returncode, outcomes, messages, cp.stdout + cp.stderr, matrix)
+    return SuiteRun(cp.returncode, outcomes, messages, cp.stdout + cp.stderr, matrix,
+                    summary_of(xml), xml)
 
 
 def _ours(entry: str) -> bool:

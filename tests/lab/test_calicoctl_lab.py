@@ -30,8 +30,11 @@ IMAGE = "calico-net-test:1.0"
 POOL = "192.168.22.0/24"                    # web's pool
 # Addresses in the /26 that web_container_1 and _2 (.1, .2) already use: whichever node owns
 # it, assigning there claims no new block, so IPAM is left as found once they are released.
+# (`docker run --net web` without --ip would auto-assign from node1's own block, and node1 has
+# none in web's pool when node2's web_container_2 claimed the /26 first: the build's race.)
 OWN_POOL = "192.168.31.0/26"                # inside 192.168.0.0/16, unused by the seed
 ADDRESS, EXTRA, BRIDGED = "192.168.22.50", "192.168.22.60", "192.168.22.51"
+RUN_IP, PROFILE_IP = "192.168.22.40", "192.168.22.41"   # docker run --ip, the libnetwork way
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +171,7 @@ def test_endpoint_counts_equal_the_plugins_endpoints(hosts, found_tree):
 def test_docker_run_adds_one_endpoint_for_its_node_and_rm_removes_it(hosts):
     before = summary(hosts)
     name = "ctl_web_run"
-    sh(hosts, "node1", f"docker run -d --net web --name {name} {IMAGE} sleep 600")
+    sh(hosts, "node1", f"docker run -d --net web --ip {RUN_IP} --name {name} {IMAGE} sleep 600")
     try:
         after = summary(hosts)
         assert after[("node1", "libnetwork")] == (1, before[("node1", "libnetwork")][1] + 1)
@@ -187,7 +190,7 @@ def test_docker_run_adds_one_endpoint_for_its_node_and_rm_removes_it(hosts):
 def test_endpoint_profile_commands_on_a_libnetwork_endpoint(hosts):
     name = "ctl_web_prof"
     web, db_users = network_id(hosts, "web"), network_id(hosts, "db-users")
-    sh(hosts, "node1", f"docker run -d --net web --name {name} {IMAGE} sleep 600")
+    sh(hosts, "node1", f"docker run -d --net web --ip {PROFILE_IP} --name {name} {IMAGE} sleep 600")
     try:
         ep = on_web(hosts, name, "EndpointID")
         assert words(out(hosts, "node2", f"calicoctl endpoint {ep} profile append {db_users}")) \
