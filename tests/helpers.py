@@ -7,12 +7,13 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from lab import paths
+from lab import paths, proc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,9 +41,23 @@ class SuiteRun:
     acl_matrix: Path | None = None  # the run's --acl-matrix file (written when the acl suite ran)
     summary: Path | None = None     # the run's --summary-json file
     junit: Path | None = None       # the run's JUnit XML
+    nodeids: dict[str, str] = field(default_factory=dict)   # test id -> path::name, to re-run it
 
     def failed(self) -> set[str]:
         return {k for k, v in self.outcomes.items() if v in ("failed", "error")}
+
+    def failed_nodeids(self) -> list[str]:
+        return sorted(self.nodeids[k] for k in self.failed() if k in self.nodeids)
+
+
+def wait_healed(rerun: Callable[..., SuiteRun], broken: SuiteRun, timeout: float, what: str) -> None:
+    """After a planted fault is taken back: the tests it broke are re-run alone until they pass
+    (seconds a try, not a whole run), then one whole run must be clean, so the next test starts
+    from a healthy lab. rerun(*nodeids) runs those tests; rerun() the whole selection."""
+    again = broken.failed_nodeids()
+    if again:
+        proc.wait_until(lambda: not rerun(*again).failed(), timeout, what, 1)
+    proc.wait_until(lambda: not rerun().failed(), timeout, what, 1)
 
 
 # faults planted one after another leave agent log errors behind that the next case's run
@@ -72,10 +87,13 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 300,
     xml = tmp_path / f"junit-{len(list(tmp_path.glob('junit-*.xml')))}.xml"
     cp = subprocess.run(suites_argv(xml, *args, netns_file=netns_file, log_check=log_check), cwd=ROOT,
                         capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    outcomes, messages = {}, {}
+    outcomes, messages, nodeids = {}, {}, {}
     if xml.exists():
         for case in ET.parse(xml).iter("testcase"):
-            test_id = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+            module = case.get("classname", "")
+            test_id = f"{module.rsplit('.', 1)[-1]}::{case.get('name')}"
+            if module.startswith("suites."):
+                nodeids[test_id] = f"{module.replace('.', '/')}.py::{case.get('name')}"
             outcome = "passed"
             for tag in ("failure", "error", "skipped"):
                 el = case.find(tag)
@@ -86,7 +104,7 @@ def run_suites(tmp_path: Path, *args: str, timeout: float = 300,
             outcomes[test_id] = outcome
     matrix = xml.with_name(xml.stem.replace("junit", "acl-matrix") + ".json")
     return SuiteRun(cp.returncode, outcomes, messages, cp.stdout + cp.stderr, matrix,
-                    summary_of(xml), xml)
+                    summary_of(xml), xml, nodeids)
 
 
 def _ours(entry: str) -> bool:

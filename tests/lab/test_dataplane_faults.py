@@ -15,8 +15,7 @@ from typing import Callable
 import pytest
 
 from fixtures.expect.felix import names
-from lab import proc
-from tests.helpers import lab_cli, run_suites
+from tests.helpers import lab_cli, run_suites, wait_healed
 from tests.lab import faults as f
 
 pytestmark = pytest.mark.lab
@@ -49,8 +48,8 @@ def web(lab) -> str:
         return c.api.inspect_network("web")["Id"]
 
 
-def _suites(tmp_path):
-    return run_suites(tmp_path, "suites/bootstrap", "suites/routing", "suites/bgp",
+def _suites(tmp_path, *only):
+    return run_suites(tmp_path, *(only or ("suites/bootstrap", "suites/routing", "suites/bgp")),
                       "--lab-attach", "-n", "2")
 
 
@@ -110,4 +109,4 @@ def test_drift_fails_its_own_check_only(lab, web, tmp_path, case):
     assert run.failed() == {case.failing}, (
         f"{case.name}: failed {sorted(run.failed())}, expected {case.failing}\n{run.output[-3000:]}")
     assert case.says in run.messages[case.failing], run.messages[case.failing]
-    proc.wait_until(lambda: not _suites(tmp_path).failed(), 60, f"the lab to heal after {case.name}", 1)
+    wait_healed(lambda *only: _suites(tmp_path, *only), run, 60, f"the lab to heal after {case.name}")

@@ -17,7 +17,7 @@ import etcd
 import pytest
 
 from lab import builder, proc
-from tests.helpers import lab_cli, run_suites
+from tests.helpers import lab_cli, run_suites, wait_healed
 from tests.lab import faults as f
 
 pytestmark = pytest.mark.lab
@@ -41,9 +41,9 @@ def lab():
     assert lab_cli("down").returncode == 0
 
 
-def _suites(tmp_path, *extra, log_check=False):
-    return run_suites(tmp_path, "suites/bootstrap", "suites/routing", "suites/bgp", "--lab-attach",
-                      "-n", "2", *extra, log_check=log_check)
+def _suites(tmp_path, *only, extra=(), log_check=False):
+    return run_suites(tmp_path, *(only or ("suites/bootstrap", "suites/routing", "suites/bgp")),
+                      "--lab-attach", "-n", "2", *extra, log_check=log_check)
 
 
 def _signal(lab, node, pattern, sig):
@@ -111,7 +111,7 @@ def test_fault_fails_exactly_its_diagnostics(lab, tmp_path, case):
                                             f"{sorted(case.says)}\n{run.output[-3000:]}")
     for test_id, words in case.says.items():
         assert words in run.messages[test_id], f"{test_id} does not say {words!r}:\n{run.messages[test_id]}"
-    proc.wait_until(lambda: not _suites(tmp_path).failed(), 60, f"the lab to heal after {case.name}", 1)
+    wait_healed(lambda *only: _suites(tmp_path, *only), run, 60, f"the lab to heal after {case.name}")
 
 
 def test_agent_log_errors_fail_the_log_check_and_nothing_else(lab, tmp_path):
@@ -125,7 +125,7 @@ def test_agent_log_errors_fail_the_log_check_and_nothing_else(lab, tmp_path):
         builder.start_etcd(lab.st)
     proc.wait_until(lambda: not _suites(tmp_path).failed(), 60, "the lab to answer again", 1)
     window = str(time.time() - started + 1)            # only what this test caused
-    run = _suites(tmp_path, f"--agent-log-window={window}", log_check=True)
+    run = _suites(tmp_path, extra=(f"--agent-log-window={window}",), log_check=True)
     expected = {"test_agents::test_agent_log_clean[node1-calico-node]",
                 "test_agents::test_agent_log_clean[node2-calico-node]"}
     assert run.failed() == expected, f"failed {sorted(run.failed())}\n{run.output[-3000:]}"

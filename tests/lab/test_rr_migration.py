@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from lab import proc
-from tests.helpers import lab_cli, run_suites
+from tests.helpers import lab_cli, run_suites, wait_healed
 from tests.lab import faults as f
 
 pytestmark = pytest.mark.lab
@@ -39,13 +38,14 @@ def migrated(tmp_path_factory):
         assert lab_cli("down").returncode == 0
 
 
-def _acceptance(tmp_path, before, *extra):
-    return run_suites(tmp_path, "suites/", "--lab-attach", "-n", "2", f"--baseline={before}", *extra)
+def _acceptance(tmp_path, before, *only, extra=()):
+    return run_suites(tmp_path, *(only or ("suites/",)), "--lab-attach", "-n", "2",
+                      f"--baseline={before}", *extra)
 
 
 def test_acceptance_passes_after_migration(migrated, tmp_path):
     lab, before, mesh, changed = migrated
-    run = _acceptance(tmp_path, before, "--converge=60", f"--changed-at={changed}")
+    run = _acceptance(tmp_path, before, extra=("--converge=60", f"--changed-at={changed}"))
     assert run.rc == 0 and not run.failed(), run.output
     # convergence measured from the migration's first command, once, before the tests
     found = re.search(r"convergence from --changed-at \S+: sessions Established (by|after) ([0-9.]+) s.*"
@@ -100,13 +100,13 @@ def test_acceptance_catches_fault_after_migration(migrated, tmp_path, name):
     build, says = FAULTS[name]
     plant, restore = build(lab)
     plant()
-    try:
-        run = _acceptance(tmp_path, before)
+    try:        # the faults' wrong cells need no 20 traces (a second each): test_acl_traces has them
+        run = _acceptance(tmp_path, before, extra=("--acl-traces=2",))
     finally:
         restore()
     for test_id, words in says.items():
         assert run.outcomes.get(test_id) == "failed", (
             f"{name}: {test_id} did not fail ({run.outcomes.get(test_id)}); failed: {sorted(run.failed())}")
         assert words in run.messages[test_id], f"{test_id} does not say {words!r}:\n{run.messages[test_id]}"
-    proc.wait_until(lambda: not _acceptance(tmp_path, before).failed(), 90,
-                    f"the lab to recover from {name}", 1)
+    wait_healed(lambda *only: _acceptance(tmp_path, before, *only), run, 90,
+                f"the lab to recover from {name}")
