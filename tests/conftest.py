@@ -11,24 +11,24 @@ from tests.etcd_server import etcd_client, etcd_server  # noqa: F401  (fixtures 
 # the long ones start first, so that no worker is left with one of them at the end. Unlisted
 # modules keep pytest's order.
 LONGEST_FIRST = [
-    "tests/lab/test_suite_faults.py",         # ~265 s
-    "tests/lab/test_rr_migration.py",         # ~250 s
-    "tests/lab/test_bootstrap_faults.py",     # ~190 s
-    "tests/lab/test_acl_mutations.py",        # ~140 s
-    "tests/lab/test_inventory_run.py",        # ~110 s
-    "tests/lab/test_main_job.py",             # ~80 s
-    "tests/lab/test_diagnostics.py",          # ~65 s
-    "tests/lab/test_tutorial.py",             # ~75 s
-    "tests/lab/test_acl_traces.py",           # ~65 s (alone; not yet measured in CI)
-    "tests/lab/test_calico_invariants.py",    # ~55 s
-    "tests/lab/test_calicoctl_lab.py",        # ~50 s
-    "tests/lab/test_dataplane_faults.py",     # ~40 s (alone)
-    "tests/lab/test_lifecycle.py",            # ~50 s
-    "tests/lab/test_history.py",              # ~25-45 s (alone)
-    "tests/lab/test_rr_two_reflectors.py",    # ~35 s
-    "tests/lab/test_provision_hosts.py",      # ~35 s
-    "tests/calico/test_bird_integration.py",  # ~35 s
-    "tests/unit/test_bad_input.py",           # ~30 s
+    "tests/lab/test_suite_faults.py",         # ~330 s
+    "tests/lab/test_rr_migration.py",         # ~300 s
+    "tests/lab/test_bootstrap_faults.py",     # ~240 s
+    "tests/lab/test_acl_mutations.py",        # ~205 s
+    "tests/lab/test_diagnostics.py",          # ~150 s
+    "tests/lab/test_inventory_run.py",        # ~135 s
+    "tests/lab/test_dataplane_faults.py",     # ~85 s
+    "tests/lab/test_tutorial.py",             # ~80 s
+    "tests/lab/test_main_job.py",             # ~75 s
+    "tests/lab/test_calicoctl_lab.py",        # ~70 s
+    "tests/lab/test_acl_traces.py",           # ~65 s
+    "tests/lab/test_calico_invariants.py",    # ~60 s
+    "tests/unit/test_bad_input.py",           # ~55 s
+    "tests/lab/test_lifecycle.py",            # ~45 s
+    "tests/lab/test_history.py",              # ~30-45 s
+    "tests/lab/test_rr_two_reflectors.py",    # ~45 s
+    "tests/calico/test_bird_integration.py",  # ~40 s
+    "tests/lab/test_provision_hosts.py",      # ~30 s
 ]
 
 

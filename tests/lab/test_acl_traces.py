@@ -121,6 +121,11 @@ def test_report_in_a_browser_has_the_summary_picture_matrix_and_a_wrong_cells_de
     wrong = re.search(r'<span class="q w" data-k="wrong-dropped"[^>]*title="([^"]*)"', summary)
     assert wrong, "no wrong cell in the heat map"
     assert "reproduce: on node" in wrong.group(1) and "trace: " in wrong.group(1)
+    # node2's planted unreachable route is a difference in its routes table
+    tables = summary[summary.index("Routes and BGP sessions per node"):]
+    node2 = tables[tables.index("<h4>node2</h4>"):]
+    assert re.search(rf'<tr data-state="unexpected"[^>]*><td><code>{re.escape(WEB_LOW)}</code>', node2), \
+        node2[:3000]
 
 
 def test_report_shows_a_name_made_of_markup_as_text(dom):

@@ -22,18 +22,20 @@ RR_CONF = "/config/bird.cfg"
 
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory):
-    """The whole flow; yields (lab, baseline file) with the lab migrated."""
+    """The whole flow; yields (lab, baseline file, the mesh run, when the migration began, the
+    history folder) with the lab migrated."""
     tmp = tmp_path_factory.mktemp("rr")
     up = lab_cli("up", "--topology", "rr")
     assert up.returncode == 0, up.stderr
     try:
         before = tmp / "before.json"
-        mesh = run_suites(tmp, "suites/", "--lab-attach", "-n", "2", f"--snapshot={before}")
+        mesh = run_suites(tmp, "suites/", "--lab-attach", "-n", "2", f"--snapshot={before}",
+                          f"--history={tmp / 'history'}")
         assert mesh.rc == 0 and before.exists(), mesh.output
         changed = time.time()
         mig = lab_cli("migrate-rr")
         assert mig.returncode == 0 and "migrated to route reflectors" in mig.stdout, mig.stderr
-        yield f.Lab(), before, mesh, changed
+        yield f.Lab(), before, mesh, changed, tmp / "history"
     finally:
         assert lab_cli("down").returncode == 0
 
@@ -44,8 +46,11 @@ def _acceptance(tmp_path, before, *only, extra=()):
 
 
 def test_acceptance_passes_after_migration(migrated, tmp_path):
-    lab, before, mesh, changed = migrated
-    run = _acceptance(tmp_path, before, extra=("--converge=60", f"--changed-at={changed}"))
+    lab, before, mesh, changed, history = migrated
+    report = tmp_path / "report.html"
+    run = _acceptance(tmp_path, before, extra=("--converge=60", f"--changed-at={changed}",
+                                               f"--history={history}", f"--html={report}",
+                                               "--self-contained-html"))
     assert run.rc == 0 and not run.failed(), run.output
     # convergence measured from the migration's first command, once, before the tests
     found = re.search(r"convergence from --changed-at \S+: sessions Established (by|after) ([0-9.]+) s.*"
@@ -57,6 +62,12 @@ def test_acceptance_passes_after_migration(migrated, tmp_path):
     assert run.outcomes.get("test_sessions::test_session_established[node1-global-rr1]") == "passed"
     assert run.outcomes.get("test_route_reflectors::test_rr_client_configuration[rr1]") == "passed"
     assert run.outcomes.get("test_baseline::test_paths_to_workloads_as_before[node3]") == "passed"
+    # the report's first screen: healthy, the reflector drawn, what changed since the mesh run
+    page = report.read_text()
+    first = page[:page.index('id="results-table"')]
+    assert "HEALTHY: every check passed" in first and "Convergence</b> from" in first
+    assert "<svg" in first and "rr1" in first
+    assert "Changed since the run of" in first and "<b>New failures: 0</b>" in first, first[:3000]
 
 
 def _still_meshed(lab):
@@ -96,7 +107,7 @@ FAULTS = {
 
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_acceptance_catches_fault_after_migration(migrated, tmp_path, name):
-    lab, before, _, _ = migrated
+    lab, before = migrated[:2]
     build, says = FAULTS[name]
     plant, restore = build(lab)
     plant()
