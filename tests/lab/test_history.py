@@ -36,12 +36,6 @@ def _forward(value: int) -> None:
                            net=paths.NodePaths("node2").netns_file))
 
 
-def _short(nodeid: str) -> str:
-    """The id run_suites reads back from JUnit: module::name."""
-    path, _, name = nodeid.partition("::")
-    return f"{path.rsplit('/', 1)[-1].removesuffix('.py')}::{name}"
-
-
 def _changes(report, title: str) -> list[str]:
     """The test ids the report's "changed since" section lists under `title` (it must come
     before the results table: on the first screen)."""
@@ -68,7 +62,7 @@ def test_history_names_a_planted_fault_as_new_then_as_fixed(lab, tmp_path):
     finally:
         _forward(1)
     fixed = run_suites(tmp_path, *args, f"--html={tmp_path / 'fixed.html'}", "--self-contained-html")
-    assert broken.failed() == {_short(t) for t in FOOTPRINT}, broken.output
+    assert broken.failed_nodeids() == FOOTPRINT, broken.output
     assert fixed.rc == 0 and fixed.failed() == set(), fixed.output
 
     loaded = history.load(str(folder))

@@ -233,6 +233,10 @@ def test_unwritable_snapshot_is_refused_first(tmp_path):
             "an existing folder you can write")
 
 
+def test_acl_traces_out_of_range_is_refused_first(tmp_path):
+    refused(*run(tmp_path, *suites("--acl-traces=-1")), "--acl-traces -1", "give 0 to 1000")
+
+
 @pytest.mark.parametrize("option", ["--topology=seed", "--lab-attach"])
 def test_embedded_options_with_an_inventory_are_refused(tmp_path, option):
     inv = inventory(tmp_path)
