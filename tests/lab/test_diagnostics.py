@@ -16,6 +16,8 @@ from typing import Callable
 import etcd
 import pytest
 
+from fixtures.facts.host_facts.agent_logs import collect_log_errors
+from fixtures.facts.host_facts.agents import CONTAINERS
 from lab import builder, proc
 from tests.helpers import lab_cli, run_suites, wait_healed
 from tests.lab import faults as f
@@ -23,6 +25,7 @@ from tests.lab import faults as f
 pytestmark = pytest.mark.lab
 
 REPORTING = "/calico/v1/host/node1/config/ReportingIntervalSecs"
+LOG_SLACK = 15
 LOGLEVEL = "/calico/bgp/v1/host/node1/loglevel"
 # node1's BGP packets to node2 discarded by policy rules, the main table untouched (a
 # blackhole for the address itself would also take the routes BIRD resolves through it)
@@ -115,16 +118,29 @@ def test_fault_fails_exactly_its_diagnostics(lab, tmp_path, case):
 
 
 def test_agent_log_errors_fail_the_log_check_and_nothing_else(lab, tmp_path):
-    """etcd down for a few seconds, then back: every check passes again, but both nodes'
-    Felix and confd logged errors meanwhile, which the log check reports per node."""
+    """etcd down until both nodes' agents have logged it, then back: every check passes again,
+    but the log check reports those errors per node."""
+    def errors_since(since, containers=("calico-node",)):
+        found = {}
+        for node in ("node1", "node2"):
+            with lab.docker(node) as client:
+                found.update({(node, c): collect_log_errors(client, c, since).value for c in containers})
+        return found
+
+    # the window reaches back LOG_SLACK s before the run starts (the run's own start-up): no
+    # error in that span may come from an earlier test
+    proc.wait_until(lambda: not any(errors_since(time.time() - LOG_SLACK, CONTAINERS).values()),
+                    LOG_SLACK + 10,
+                    "earlier tests' agent log errors to age out of the window", 1)
     started = time.time()
     proc.stop([lab.st.daemons["etcd"]])
     try:
-        time.sleep(3)
+        proc.wait_until(lambda: all(errors_since(started - 1).values()), 30,
+                        "both nodes' calico-node to log that etcd is gone", 0.5)
     finally:
         builder.start_etcd(lab.st)
     proc.wait_until(lambda: not _suites(tmp_path).failed(), 60, "the lab to answer again", 1)
-    window = str(time.time() - started + 1)            # only what this test caused
+    window = str(time.time() - started + LOG_SLACK)
     run = _suites(tmp_path, extra=(f"--agent-log-window={window}",), log_check=True)
     expected = {"test_agents::test_agent_log_clean[node1-calico-node]",
                 "test_agents::test_agent_log_clean[node2-calico-node]"}
